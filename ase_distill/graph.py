@@ -1,0 +1,134 @@
+"""Batched graphs: many structures in one disjoint graph, per-structure energies by segment sum."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from ase_distill.neighbors import MIN_DISTANCE, neighbor_list
+from ase_distill.ops import csr_offsets
+
+
+@dataclass
+class AtomsGraph:
+    """Tensors of one batch of structures.
+
+    Attributes:
+        positions: ``(N, 3)`` Cartesian positions, Angstrom.
+        numbers: ``(N,)`` atomic numbers.
+        cell: ``(B, 3, 3)`` cells (rows are vectors; zeros for molecules).
+        batch: ``(N,)`` structure index of each atom.
+        edge_index: ``(2, E)`` receiver ``i`` and sender ``j``, sorted by receiver.
+        edge_shift: ``(E, 3)`` integer cell shifts (as floats) of the sender image.
+        offsets: ``(N + 1,)`` CSR row pointer of the receivers (reused by every layer).
+        n_structures: ``B``.
+
+    """
+
+    positions: torch.Tensor
+    numbers: torch.Tensor
+    cell: torch.Tensor
+    batch: torch.Tensor
+    edge_index: torch.Tensor
+    edge_shift: torch.Tensor
+    offsets: torch.Tensor
+    n_structures: int
+
+    @property
+    def n_atoms(self) -> int:
+        """Total number of atoms in the batch."""
+        return int(self.positions.shape[0])
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        """Copy to ``device``; floating tensors are cast to ``dtype``."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                value = value.to(device=device, dtype=dtype if value.is_floating_point() else None)
+            out[f.name] = value
+        return AtomsGraph(**out)
+
+
+def check_atoms(atoms: Atoms, species: Sequence[int] | None = None) -> None:
+    """Raise ``ValueError`` for input no model can evaluate.
+
+    Args:
+        atoms: the structure.
+        species: atomic numbers the model knows; ``None`` skips the element check.
+
+    """
+    if not isinstance(atoms, Atoms):
+        raise ValueError(f"Expected an ase.Atoms object, got {type(atoms).__name__}.")
+    if len(atoms) == 0:
+        raise ValueError("The Atoms object is empty; add atoms before asking for energies.")
+    if not np.all(np.isfinite(atoms.positions)):
+        bad = np.flatnonzero(~np.all(np.isfinite(atoms.positions), axis=1))
+        raise ValueError(
+            f"Positions of atoms {bad[:10].tolist()} are NaN or infinite; the structure (or the "
+            "MD run that produced it) is broken."
+        )
+    if np.asarray(atoms.pbc).any() and not np.all(np.isfinite(atoms.cell[:])):
+        raise ValueError("The cell contains NaN or infinite values; set a finite cell.")
+    if species is not None:
+        known = set(int(z) for z in species)
+        unknown = sorted(set(int(z) for z in atoms.numbers) - known)
+        if unknown:
+            raise ValueError(
+                "Elements "
+                + ", ".join(chemical_symbols[z] for z in unknown)
+                + " are not supported by this model; it knows "
+                + ", ".join(chemical_symbols[z] for z in sorted(known))
+                + ". Use a student trained on these elements (see `ase-distill train`)."
+            )
+
+
+def atoms_to_graph(
+    structures: Atoms | Sequence[Atoms],
+    cutoff: float,
+    species: Sequence[int] | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    min_distance: float | None = MIN_DISTANCE,
+) -> AtomsGraph:
+    """Build one batched graph from one or many structures (validated first).
+
+    Raises:
+        ValueError: empty structures, non-finite positions, unknown elements, degenerate cells,
+            atoms closer than ``min_distance``.
+
+    """
+    if isinstance(structures, Atoms):
+        structures = [structures]
+    if len(structures) == 0:
+        raise ValueError("No structures given; pass at least one ase.Atoms.")
+    pos, num, cells, batch, ii, jj, ss = [], [], [], [], [], [], []
+    start = 0
+    for b, atoms in enumerate(structures):
+        check_atoms(atoms, species)
+        i, j, s = neighbor_list(atoms, cutoff, min_distance)
+        pos.append(np.asarray(atoms.positions, dtype=np.float64))
+        num.append(np.asarray(atoms.numbers, dtype=np.int64))
+        cells.append(np.asarray(atoms.cell[:], dtype=np.float64))
+        batch.append(np.full(len(atoms), b, dtype=np.int64))
+        ii.append(i + start)
+        jj.append(j + start)
+        ss.append(s)
+        start += len(atoms)
+    receivers = torch.from_numpy(np.concatenate(ii))
+    graph = AtomsGraph(
+        positions=torch.from_numpy(np.concatenate(pos)),
+        numbers=torch.from_numpy(np.concatenate(num)),
+        cell=torch.from_numpy(np.stack(cells)),
+        batch=torch.from_numpy(np.concatenate(batch)),
+        edge_index=torch.stack([receivers, torch.from_numpy(np.concatenate(jj))]),
+        edge_shift=torch.from_numpy(np.concatenate(ss).astype(np.float64)),
+        offsets=csr_offsets(receivers, start),
+        n_structures=len(structures),
+    )
+    return graph.to(device=device, dtype=dtype)

@@ -1,0 +1,339 @@
+"""Student potentials: a PaiNN-style equivariant message-passing network in three sizes.
+
+Why PaiNN (Schütt et al. 2021) and not an invariant network: the seed's 77K-parameter invariant
+student reached a force R2 of only 0.38 against its teacher. Forces are vectors; an invariant net
+must build every direction from distances alone, which costs depth and width a small model does
+not have. PaiNN carries a vector feature per atom (l = 1 equivariant channels) updated by
+messages along unit bond vectors, so directional information is explicit and cheap: at ~77K
+parameters it fits molecular forces to R2 > 0.99 where invariant nets of that size cannot. It
+needs no spherical harmonics or tensor products, so it stays fast on CPU and trivially exportable.
+
+Layout:
+
+* **embedding**: element -> scalar features; vector features start at zero.
+* **interaction** (``PaiNNMessage`` + ``PaiNNUpdate``) x ``interactions``: radial Bessel basis times
+  a smooth cosine cutoff (value and slope vanish at ``cutoff``, so energy and forces are
+  continuous when atoms cross it), messages summed into receivers through
+  :func:`ase_distill.ops.segment_sum`.
+* **readout**: per-atom MLP -> ``scale * e_i + reference[Z_i]`` (per-element energy reference).
+
+:class:`ConservativePotential` wraps a :class:`StudentModel` and gives forces ``-dE/dr`` and the
+stress ``(1/V) dE/d(strain)`` by autograd, with ``create_graph`` for force-matching training.
+Sizes differ only by :class:`StudentConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from ase_distill.graph import AtomsGraph
+from ase_distill.ops import segment_sum
+
+#: Small constant inside square roots so that norms stay twice differentiable at zero.
+_NORM_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Architecture of a student; everything needed to rebuild it from a state dict.
+
+    Attributes:
+        species: atomic numbers the model knows, in embedding order.
+        cutoff: interaction radius, Angstrom.
+        features: width of scalar and vector features.
+        interactions: number of message-passing blocks.
+        radial_basis: number of Bessel radial functions.
+
+    """
+
+    species: tuple[int, ...] = (1, 6, 7, 8)
+    cutoff: float = 5.0
+    features: int = 46
+    interactions: int = 3
+    radial_basis: int = 16
+    architecture: str = field(default="painn")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "species", tuple(int(z) for z in self.species))
+        if not self.species or len(set(self.species)) != len(self.species):
+            raise ValueError(f"species must be distinct atomic numbers, got {self.species}.")
+        if any(not 1 <= z <= 118 for z in self.species):
+            raise ValueError(f"species must be atomic numbers 1..118, got {self.species}.")
+        if self.cutoff <= 0 or self.features < 2 or self.interactions < 1 or self.radial_basis < 1:
+            raise ValueError(f"Invalid architecture sizes: {self}.")
+        if self.architecture != "painn":
+            raise ValueError(f"Unknown architecture {self.architecture!r}; only 'painn' exists.")
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict (round-trips through :meth:`from_dict`)."""
+        d = asdict(self)
+        d["species"] = list(self.species)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StudentConfig:
+        """Build from a dict, rejecting unknown keys with a clear message."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown architecture keys {unknown}; known keys are {sorted(known)}."
+            )
+        return cls(**d)
+
+
+#: The three shipped sizes (parameter counts for the four CHNO species; see ``count_parameters``).
+SIZES: dict[str, StudentConfig] = {
+    "original": StudentConfig(features=112, interactions=3, radial_basis=20),  # ~445K
+    "tiny": StudentConfig(features=46, interactions=3, radial_basis=16),  # ~79K
+    "ultra-tiny": StudentConfig(features=24, interactions=3, radial_basis=8),  # ~22K
+}
+
+
+def size_config(name: str, **overrides) -> StudentConfig:
+    """The named size config, with fields such as ``species`` or ``cutoff`` overridden."""
+    key = name.replace("_", "-")
+    if key not in SIZES:
+        raise ValueError(f"Unknown student size {name!r}; known sizes: {', '.join(SIZES)}.")
+    return StudentConfig.from_dict({**SIZES[key].to_dict(), **overrides})
+
+
+class BesselBasis(nn.Module):
+    """``sqrt(2/rc) sin(n pi r / rc) / r`` for n = 1..K (DimeNet's radial basis)."""
+
+    def __init__(self, cutoff: float, n: int) -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.register_buffer("freq", torch.arange(1, n + 1, dtype=torch.float64) * math.pi / cutoff)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """``(E,)`` distances -> ``(E, K)`` basis values."""
+        freq = self.freq.to(r.dtype)
+        return math.sqrt(2.0 / self.cutoff) * torch.sin(r[:, None] * freq) / r[:, None]
+
+
+def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """``0.5 (cos(pi r / rc) + 1)`` inside the cutoff, 0 outside; value and slope vanish at rc."""
+    return torch.where(r < cutoff, 0.5 * (torch.cos(math.pi * r / cutoff) + 1.0), 0.0 * r)
+
+
+class Embedding(nn.Module):
+    """Element -> scalar features (vector features start at zero)."""
+
+    def __init__(self, species: Sequence[int], features: int) -> None:
+        super().__init__()
+        table = torch.full((119,), -1, dtype=torch.long)
+        table[torch.tensor(list(species))] = torch.arange(len(species))
+        self.register_buffer("z_to_index", table)
+        self.embed = nn.Embedding(len(species), features)
+
+    def forward(self, numbers: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` atomic numbers -> ``(N, F)`` scalar features."""
+        return self.embed(self.z_to_index[numbers])
+
+
+class PaiNNMessage(nn.Module):
+    """Continuous-filter messages from sender ``j`` to receiver ``i`` (scalar and vector)."""
+
+    def __init__(self, features: int, radial_basis: int) -> None:
+        super().__init__()
+        self.features = features
+        self.phi = nn.Sequential(
+            nn.Linear(features, features), nn.SiLU(), nn.Linear(features, 3 * features)
+        )
+        self.filter = nn.Linear(radial_basis, 3 * features)
+
+    def forward(self, s, v, edge_index, rbf, fcut, unit, offsets):
+        """Add aggregated messages to scalar ``s (N, F)`` and vector ``v (N, 3, F)``."""
+        n, f = s.shape
+        i, j = edge_index[0], edge_index[1]
+        x = self.phi(s)[j] * (self.filter(rbf) * fcut[:, None])
+        ds, dvv, dvs = torch.split(x, f, dim=1)
+        dv = v[j] * dvv[:, None, :] + dvs[:, None, :] * unit[:, :, None]
+        s = s + segment_sum(ds, i, n, offsets)
+        v = v + segment_sum(dv.reshape(-1, 3 * f), i, n, offsets).reshape(n, 3, f)
+        return s, v
+
+
+class PaiNNUpdate(nn.Module):
+    """Atom-wise mixing of scalar and vector channels (equivariant gated update)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.features = features
+        self.U = nn.Linear(features, features, bias=False)
+        self.V = nn.Linear(features, features, bias=False)
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * features, features), nn.SiLU(), nn.Linear(features, 3 * features)
+        )
+
+    def forward(self, s, v):
+        """Update ``s (N, F)`` and ``v (N, 3, F)``."""
+        uv, vv = self.U(v), self.V(v)
+        vnorm = torch.sqrt((vv * vv).sum(dim=1) + _NORM_EPS)
+        a_vv, a_sv, a_ss = torch.split(self.mlp(torch.cat([s, vnorm], dim=1)), self.features, 1)
+        s = s + a_sv * (uv * vv).sum(dim=1) + a_ss
+        v = v + a_vv[:, None, :] * uv
+        return s, v
+
+
+class Readout(nn.Module):
+    """Scalar features -> per-atom energy: ``scale * mlp(s) + reference[Z]`` (eV)."""
+
+    def __init__(self, species: Sequence[int], features: int) -> None:
+        super().__init__()
+        hidden = max(features // 2, 1)
+        self.mlp = nn.Sequential(nn.Linear(features, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        self.register_buffer("scale", torch.ones((), dtype=torch.float64))
+        self.register_buffer("reference", torch.zeros(len(species), dtype=torch.float64))
+
+    def forward(self, s: torch.Tensor, species_index: torch.Tensor) -> torch.Tensor:
+        """``(N, F)`` -> ``(N,)`` atomic energies."""
+        out = self.mlp(s).squeeze(-1)
+        return self.scale.to(out.dtype) * out + self.reference.to(out.dtype)[species_index]
+
+
+class StudentModel(nn.Module):
+    """PaiNN student: embedding -> interactions -> readout, giving per-atom energies."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        self.config = config
+        f = config.features
+        self.embedding = Embedding(config.species, f)
+        self.radial = BesselBasis(config.cutoff, config.radial_basis)
+        self.messages = nn.ModuleList(
+            PaiNNMessage(f, config.radial_basis) for _ in range(config.interactions)
+        )
+        self.updates = nn.ModuleList(PaiNNUpdate(f) for _ in range(config.interactions))
+        self.readout = Readout(config.species, f)
+
+    @property
+    def cutoff(self) -> float:
+        """Interaction radius in Angstrom."""
+        return self.config.cutoff
+
+    @property
+    def species(self) -> tuple[int, ...]:
+        """Atomic numbers the model knows."""
+        return self.config.species
+
+    def count_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def set_energy_reference(self, reference: dict[int, float], scale: float = 1.0) -> None:
+        """Set the per-element energy reference (eV) and the output scale (eV)."""
+        ref = self.readout.reference
+        for z, e in reference.items():
+            ref[self.config.species.index(int(z))] = float(e)
+        self.readout.scale.fill_(float(scale))
+
+    def atomic_energies(
+        self,
+        positions: torch.Tensor,
+        numbers: torch.Tensor,
+        cell: torch.Tensor,
+        batch: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_shift: torch.Tensor,
+        offsets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Per-atom energies ``(N,)`` in eV (differentiable w.r.t. positions and cell)."""
+        i, j = edge_index[0], edge_index[1]
+        shift = torch.einsum("ek,ekl->el", edge_shift.to(positions.dtype), cell[batch[i]])
+        vec = positions[j] - positions[i] + shift
+        r = torch.sqrt((vec * vec).sum(dim=1))
+        unit = vec / r[:, None]
+        rbf = self.radial(r)
+        fcut = cosine_cutoff(r, self.config.cutoff)
+        s = self.embedding.forward(numbers).to(positions.dtype)
+        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        for message, update in zip(self.messages, self.updates):
+            s, v = message(s, v, edge_index, rbf, fcut, unit, offsets)
+            s, v = update(s, v)
+        return self.readout(s, self.embedding.z_to_index[numbers])
+
+    def forward(self, graph: AtomsGraph) -> torch.Tensor:
+        """Per-atom energies of a batched graph."""
+        return self.atomic_energies(
+            graph.positions,
+            graph.numbers,
+            graph.cell,
+            graph.batch,
+            graph.edge_index,
+            graph.edge_shift,
+            graph.offsets,
+        )
+
+
+class ConservativePotential(nn.Module):
+    """Energy, forces ``-dE/dr`` and stress ``(1/V) dE/d(strain)`` of a student by autograd."""
+
+    def __init__(self, model: StudentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        graph: AtomsGraph,
+        forces: bool = True,
+        stress: bool = False,
+        create_graph: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Evaluate a batch.
+
+        Args:
+            graph: batched structures.
+            forces: compute forces.
+            stress: compute stress (needs cells periodic in 3D; volume from ``graph.cell``).
+            create_graph: keep the graph of the derivatives (training on forces).
+
+        Returns:
+            ``energy (B,)``, ``energies (N,)`` and, when asked, ``forces (N, 3)`` in eV/A and
+            ``stress (B, 3, 3)`` in eV/A^3 (ASE's sign convention).
+
+        """
+        positions = graph.positions
+        cell = graph.cell
+        inputs = []
+        if forces or stress:
+            positions = positions.detach().requires_grad_(True)
+            inputs.append(positions)
+        strain = None
+        if stress:
+            strain = torch.zeros_like(cell, requires_grad=True)
+            inputs.append(strain)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            positions_used = positions + torch.einsum("nk,nkl->nl", positions, sym[graph.batch])
+            cell = cell + torch.bmm(cell, sym)
+        else:
+            positions_used = positions
+        energies = self.model.atomic_energies(
+            positions_used,
+            graph.numbers,
+            cell,
+            graph.batch,
+            graph.edge_index,
+            graph.edge_shift,
+            graph.offsets,
+        )
+        energy = segment_sum(energies, graph.batch, graph.n_structures)
+        out = {"energy": energy, "energies": energies}
+        if inputs:
+            grads = torch.autograd.grad(
+                energy.sum(), inputs, create_graph=create_graph, allow_unused=True
+            )
+            if forces:
+                g = grads[0] if grads[0] is not None else torch.zeros_like(positions)
+                out["forces"] = -g
+            if stress:
+                g = grads[-1] if grads[-1] is not None else torch.zeros_like(graph.cell)
+                volume = torch.linalg.det(graph.cell).abs()
+                out["stress"] = g / volume[:, None, None]
+        return out

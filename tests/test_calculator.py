@@ -1,0 +1,124 @@
+"""DistilledCalculator behaves like an ASE calculator should."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.build import bulk, molecule
+from ase.calculators.fd import calculate_numerical_stress
+from ase.md.verlet import VelocityVerlet
+
+from ase_distill import DistilledCalculator, StudentModel, save_checkpoint, size_config
+from ase_distill.testing import randomize_readout
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return randomize_readout(StudentModel(size_config("tiny", species=(1, 6, 7, 8, 29))))
+
+
+def test_properties_and_shapes(model):
+    calc = DistilledCalculator(model)
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = calc
+    e = atoms.get_potential_energy()
+    assert isinstance(e, float)
+    assert atoms.get_forces().shape == (9, 3)
+    assert atoms.get_potential_energies().shape == (9,)
+    assert np.isclose(atoms.get_potential_energies().sum(), e)
+    assert calc.get_property("free_energy", atoms) == e
+    assert set(DistilledCalculator.implemented_properties) >= {
+        "energy", "free_energy", "forces", "stress", "energies"
+    }
+
+
+def test_stress_voigt_matches_numerical(model):
+    atoms = bulk("Cu", "fcc", a=3.7) * (2, 1, 1)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = DistilledCalculator(model)
+    stress = atoms.get_stress()
+    assert stress.shape == (6,)
+    numerical = calculate_numerical_stress(atoms, eps=1e-5)
+    np.testing.assert_allclose(stress, numerical, atol=1e-6)  # central FD error < 1e-8
+
+
+def test_mixed_pbc_slab(model):
+    atoms = Atoms("C2H2", cell=[4.0, 4.5, 0.0], pbc=[True, True, False])
+    atoms.positions = [[0, 0, 0], [1.4, 0, 0], [0, 1.1, 0.5], [1.4, 1.1, -0.5]]
+    atoms.calc = DistilledCalculator(model)
+    assert np.isfinite(atoms.get_potential_energy())
+    assert np.isfinite(atoms.get_forces()).all()
+
+
+def test_float32_close_to_float64(model):
+    atoms = molecule("C6H6")
+    f64 = DistilledCalculator(model, dtype=torch.float64).get_forces(atoms)
+    f32 = DistilledCalculator(model, dtype=torch.float32).get_forces(atoms)
+    assert np.abs(f64 - f32).max() < 1e-4  # fp32 rounding on O(1) eV/A forces
+
+
+def test_from_checkpoint_roundtrip_bit_exact(model, tmp_path):
+    save_checkpoint(model, tmp_path / "student", {"teacher": {"name": "test"}})
+    loaded = DistilledCalculator.from_checkpoint(tmp_path / "student.pt")
+    state = model.state_dict()
+    original = {k: v.double() if v.is_floating_point() else v for k, v in state.items()}
+    reloaded = loaded.model.state_dict()
+    assert original.keys() == reloaded.keys()
+    for key, value in original.items():
+        assert torch.equal(value, reloaded[key]), key  # bit-exact (float32 -> float64 is exact)
+    atoms = molecule("CH4")
+    e1 = DistilledCalculator(model).get_potential_energy(atoms)
+    e2 = loaded.get_potential_energy(atoms)
+    assert e1 == e2
+    assert loaded.card["teacher"] == {"name": "test"}
+
+
+def test_no_global_state_changed(model):
+    dtype = torch.get_default_dtype()
+    env = dict(os.environ)
+    threads = torch.get_num_threads()
+    calc = DistilledCalculator(model, dtype=torch.float64)
+    calc.get_forces(molecule("H2O"))
+    assert torch.get_default_dtype() == dtype
+    assert dict(os.environ) == env
+    assert torch.get_num_threads() == threads
+    assert torch.is_grad_enabled()
+
+
+def test_works_under_no_grad(model):
+    with torch.no_grad():
+        forces = DistilledCalculator(model).get_forces(molecule("H2O"))
+    assert np.abs(forces).sum() > 0
+
+
+def test_results_cached_and_refreshed(model):
+    atoms = molecule("H2O")
+    atoms.calc = DistilledCalculator(model)
+    e1 = atoms.get_potential_energy()
+    atoms.positions[0] += 0.05
+    assert atoms.get_potential_energy() != e1
+
+
+def test_short_nve_runs(model):
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = DistilledCalculator(model)
+    VelocityVerlet(atoms, 0.5 * units.fs).run(5)
+    assert np.isfinite(atoms.get_positions()).all()
+
+
+def test_double_backward_for_force_training():
+    from ase_distill import atoms_to_graph
+    from ase_distill.model import ConservativePotential
+
+    torch.manual_seed(0)
+    m = StudentModel(size_config("ultra-tiny")).double()
+    g = atoms_to_graph(molecule("CH3CH2OH"), m.cutoff, m.species)
+    out = ConservativePotential(m)(g, forces=True, create_graph=True)
+    loss = (out["forces"] ** 2).sum()
+    loss.backward()
+    grads = [p.grad for p in m.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
