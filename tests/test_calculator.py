@@ -31,7 +31,11 @@ def test_properties_and_shapes(model):
     assert np.isclose(atoms.get_potential_energies().sum(), e)
     assert calc.get_property("free_energy", atoms) == e
     assert set(DistilledCalculator.implemented_properties) >= {
-        "energy", "free_energy", "forces", "stress", "energies"
+        "energy",
+        "free_energy",
+        "forces",
+        "stress",
+        "energies",
     }
 
 

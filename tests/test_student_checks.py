@@ -58,9 +58,7 @@ def test_checks_catch_a_hard_cutoff(monkeypatch, random_student):
     """The smoothness check can fail: a hard step cutoff must be caught."""
     import ase_distill.model as model_module
 
-    monkeypatch.setattr(
-        model_module, "cosine_cutoff", lambda r, rc: (r < rc).to(r.dtype) * 1.0
-    )
+    monkeypatch.setattr(model_module, "cosine_cutoff", lambda r, rc: (r < rc).to(r.dtype) * 1.0)
     with pytest.raises(AssertionError, match="cutoff"):
         T.check_smooth_cutoff(random_student)
 

@@ -1,0 +1,309 @@
+"""Distillation pipeline: generate -> train -> load, resume after a kill, and bad input."""
+
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase.cluster import Icosahedron
+from ase.io import write
+
+from ase_distill import DistilledCalculator
+from training.config import (
+    GenerateConfig,
+    MDConfig,
+    RattleConfig,
+    RelaxConfig,
+    TrainConfig,
+    load_config,
+)
+from training.generate import FORCES_KEY, generate, read_dataset
+from training.teachers import TeacherError, make_teacher
+from training.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CU_ARCH = {"species": [29], "cutoff": 4.0, "features": 16, "interactions": 2, "radial_basis": 8}
+
+
+@pytest.fixture(scope="module")
+def cu_seed(tmp_path_factory):
+    path = tmp_path_factory.mktemp("seed") / "cu13.xyz"
+    write(path, Icosahedron("Cu", 2, latticeconstant=3.6))
+    return str(path)
+
+
+def _emt_gen(out, seed_file, **kw):
+    return GenerateConfig(
+        teacher="emt",
+        seeds=[seed_file],
+        output=str(out),
+        prerelax_steps=20,
+        md=MDConfig(temperatures=[300.0, 900.0], steps=120, interval=4),
+        rattle=RattleConfig(sigmas=[0.05, 0.1], count=10),
+        relax=RelaxConfig(steps=12, interval=2),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def emt_dataset(tmp_path_factory, cu_seed):
+    out = tmp_path_factory.mktemp("emt")
+    summary = generate(_emt_gen(out, cu_seed), progress=False)
+    return out, summary
+
+
+def test_generate_writes_labelled_splits(emt_dataset):
+    out, summary = emt_dataset
+    frames = read_dataset(out / "dataset.xyz")
+    assert summary["frames"] == len(frames) > 60
+    assert {f.info["split"] for f in frames} >= {"train", "validation"}
+    assert all(np.isfinite(f.arrays[FORCES_KEY]).all() for f in frames)
+    assert summary["teacher"]["name"] == "emt"
+    assert (out / "summary.json").is_file()
+
+
+def test_emt_end_to_end_student_beats_force_spread(emt_dataset, tmp_path):
+    out, _ = emt_dataset
+    config = TrainConfig(
+        dataset=str(out / "dataset.xyz"),
+        output=str(tmp_path / "run"),
+        size="ultra-tiny",
+        architecture=CU_ARCH,
+        epochs=40,
+        batch_size=8,
+        lr=5e-3,
+        min_lr=1e-4,
+        ema_decay=0.9,
+    )
+    summary = train(config, progress=False)
+    val = read_dataset(out / "dataset.xyz", "validation")
+    spread = float(np.std(np.concatenate([f.arrays[FORCES_KEY].ravel() for f in val])))
+    rmse = summary["metrics"]["validation"]["force_rmse"]
+    # The student must explain most of the teacher's force variation: RMSE below 35 % of the
+    # spread (R2 > 0.88). A constant (zero-force) predictor scores 100 %.
+    assert rmse <= 0.35 * spread, (rmse, spread)
+    calc = DistilledCalculator.from_checkpoint(tmp_path / "run" / "best")
+    assert calc.card["teacher"]["name"] == "emt"
+    assert "validation" in calc.card["metrics"]
+
+
+def test_generation_resumes_after_interruption(cu_seed, emt_dataset, tmp_path):
+    full_out, _ = emt_dataset
+    config = _emt_gen(tmp_path / "gen", cu_seed)
+    partial = generate(config, progress=False, max_tasks=2)  # "killed" after two tasks
+    assert partial["complete"] is False
+    shards_before = {p.name: p.read_bytes() for p in (tmp_path / "gen" / "shards").iterdir()}
+    assert len(shards_before) == 2
+    generate(config, progress=False)
+    for name, data in shards_before.items():  # nothing written before the kill was lost
+        assert (tmp_path / "gen" / "shards" / name).read_bytes() == data
+    assert filecmp.cmp(tmp_path / "gen" / "dataset.xyz", full_out / "dataset.xyz", shallow=False)
+
+
+def test_generation_refuses_a_changed_config(cu_seed, tmp_path):
+    generate(_emt_gen(tmp_path, cu_seed), progress=False, max_tasks=1)
+    with pytest.raises(ValueError, match="different config"):
+        generate(_emt_gen(tmp_path, cu_seed, seed=7), progress=False)
+
+
+def _small_train(dataset, out, epochs=4):
+    return TrainConfig(
+        dataset=str(dataset),
+        output=str(out),
+        size="ultra-tiny",
+        architecture=CU_ARCH,
+        epochs=epochs,
+        batch_size=8,
+        max_steps_per_epoch=4,
+        threads=1,
+    )
+
+
+def test_training_resume_is_bit_exact(emt_dataset, tmp_path):
+    out, _ = emt_dataset
+    train(_small_train(out / "dataset.xyz", tmp_path / "a"), progress=False)
+    part = train(
+        _small_train(out / "dataset.xyz", tmp_path / "b"), progress=False, stop_after_epochs=2
+    )
+    assert part == {"complete": False, "epoch": 2}
+    train(_small_train(out / "dataset.xyz", tmp_path / "b"), resume=True, progress=False)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for key in a["ema"]:
+        assert torch.equal(a["ema"][key], b["ema"][key]), key
+
+
+@pytest.mark.slow
+def test_training_killed_with_sigkill_resumes(emt_dataset, tmp_path):
+    """A real kill -9 mid-run: last.pt stays readable and --resume finishes the run."""
+    out, _ = emt_dataset
+    run = tmp_path / "killed"
+    args = [
+        sys.executable,
+        "-m",
+        "training.cli",
+        "train",
+        "--quiet",
+        "--dataset",
+        str(out / "dataset.xyz"),
+        "--output",
+        str(run),
+        "--size",
+        "ultra-tiny",
+        "--epochs",
+        "60",
+        "--threads",
+        "1",
+        "--set",
+        "train.architecture={species: [29], cutoff: 4.0, features: 16, interactions: 2}",
+        "--set",
+        "train.max_steps_per_epoch=3",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env)
+    deadline = time.time() + 120
+    while not (run / "metrics.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert 1 <= state["epoch"] < 60
+    done = subprocess.run(args + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 60
+
+
+def test_unknown_teacher_lists_known():
+    with pytest.raises(ValueError, match=r"Unknown teacher 'dft9000'.*gfn2-xtb.*emt"):
+        make_teacher("dft9000")
+
+
+def test_unreadable_seed_file(tmp_path):
+    bad = tmp_path / "broken.xyz"
+    bad.write_text("this is not\nan xyz file\n")
+    config = GenerateConfig(teacher="emt", seeds=[str(bad)], output=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="Could not read structure file"):
+        generate(config, progress=False)
+
+
+def test_unknown_seed_name(tmp_path):
+    config = GenerateConfig(teacher="emt", seeds=["unobtainium"], output=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="Unknown structure 'unobtainium'"):
+        generate(config, progress=False)
+
+
+class NaNCalc:
+    """An ASE calculator that returns NaN (a broken teacher)."""
+
+    def __new__(cls):
+        from ase.calculators.calculator import Calculator
+
+        class _NaN(Calculator):
+            implemented_properties = ["energy", "forces"]
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+                super().calculate(atoms, properties, system_changes)
+                self.results = {"energy": float("nan"), "forces": np.full((len(atoms), 3), np.nan)}
+
+        return _NaN()
+
+
+def test_teacher_returning_nan_is_a_clear_error(cu_seed, tmp_path):
+    teacher = make_teacher(NaNCalc())
+    with pytest.raises(TeacherError, match="non-finite"):
+        from ase.build import molecule
+
+        teacher.label(molecule("H2O"))
+    config = GenerateConfig(
+        teacher="nan",
+        seeds=[cu_seed],
+        output=str(tmp_path / "o"),
+        prerelax_steps=0,
+        md=MDConfig(temperatures=[300.0], steps=8, interval=4),
+        rattle=RattleConfig(count=2),
+        relax=RelaxConfig(enabled=False),
+    )
+    with pytest.raises(ValueError, match="produced no usable frame"):
+        generate(config, teacher=teacher, progress=False)
+    assert (tmp_path / "o" / "failures.jsonl").read_text().count("non-finite") >= 2
+
+
+def test_unknown_config_key(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ValueError, match=r"Unknown config key\(s\) train.epochz"):
+        load_config(cfg)
+    with pytest.raises(ValueError, match=r"generate.md.temps"):
+        load_config(None, ["generate.md.temps=[1]"])
+
+
+def test_cli_reports_bad_input(tmp_path):
+    from training.cli import main
+
+    assert main(["generate", "--teacher", "nope", "--output", str(tmp_path / "x")]) == 2
+
+
+def test_orb_adapter_end_to_end(tmp_path):
+    pytest.importorskip("orb_models", reason="optional extra ase-distill[orb]")
+    dtype = torch.get_default_dtype()
+    config = GenerateConfig(
+        teacher="orb-v3-conservative-inf-omat",
+        teacher_options={
+            "random_weights": True,
+            "precision": "float64",
+            "architecture": {
+                "latent_dim": 32,
+                "base_mlp_hidden_dim": 64,
+                "num_message_passing_steps": 2,
+            },
+        },
+        seeds=["CH3CH2OH"],
+        output=str(tmp_path / "orb"),
+        prerelax_steps=0,
+        md=MDConfig(temperatures=[300.0], steps=12, interval=3),
+        rattle=RattleConfig(sigmas=[0.05], count=4),
+        relax=RelaxConfig(enabled=False),
+        validation_fraction=0.25,
+    )
+    summary = generate(config, progress=False)
+    assert torch.get_default_dtype() == dtype  # Orb's loaders must not leak their dtype
+    assert summary["frames"] >= 6
+    assert summary["teacher"]["package"] == "orb-models"
+    train(
+        TrainConfig(
+            dataset=str(tmp_path / "orb" / "dataset.xyz"),
+            output=str(tmp_path / "s"),
+            size="ultra-tiny",
+            epochs=2,
+            batch_size=4,
+        ),
+        progress=False,
+    )
+    calc = DistilledCalculator.from_checkpoint(tmp_path / "s" / "best.pt")
+    assert calc.card["teacher"]["name"] == "orb-v3-conservative-inf-omat"
+    from ase.build import molecule
+
+    assert np.isfinite(calc.get_forces(molecule("CH3CH2OH"))).all()
+
+
+def test_orb_offline_error_says_to_pass_weights(monkeypatch):
+    pytest.importorskip("orb_models", reason="optional extra ase-distill[orb]")
+    from orb_models.forcefield import pretrained
+
+    def offline(**kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setitem(pretrained.ORB_PRETRAINED_MODELS, "orb-v3-direct-20-omat", offline)
+    teacher = make_teacher("orb-v3-direct-20-omat")
+    with pytest.raises(TeacherError, match="weights_path"):
+        _ = teacher.calculator

@@ -1,0 +1,132 @@
+"""``ase-distill`` command line: generate, train, validate, export, students."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML or TOML run config (sections generate / train)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=50 (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _overrides(args: argparse.Namespace, section: str, names: Sequence[str]) -> list[str]:
+    extra = list(args.overrides)
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            extra.append(f"{section}.{name}={json.dumps(value)}")
+    return extra
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Label seed structures with a teacher."""
+    from training.config import load_config
+    from training.generate import generate
+
+    overrides = _overrides(args, "generate", ["teacher", "output", "workers", "seeds"])
+    config = load_config(args.config, overrides).generate
+    summary = generate(config, progress=not args.quiet)
+    if summary.get("complete"):
+        print(
+            f"dataset: {config.output}/dataset.xyz  frames {summary['frames']}  splits "
+            f"{summary['splits']}  failures {summary['failures']}  "
+            f"teacher {summary['teacher']['name']}"
+        )
+    else:
+        print(f"generation stopped after {summary['tasks_done']}/{summary['tasks']} tasks")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a student on a generated dataset."""
+    from training.config import load_config
+    from training.train import train
+
+    overrides = _overrides(args, "train", ["dataset", "output", "size", "epochs", "threads"])
+    config = load_config(args.config, overrides).train
+    summary = train(config, resume=args.resume, progress=not args.quiet)
+    for split, m in summary["metrics"].items():
+        print(
+            f"{split:>14}: force RMSE {m['force_rmse']:.4f} eV/A  R2 {m['force_r2']:.4f}  "
+            f"angle {m['force_angle_deg']:.1f} deg  energy MAE "
+            f"{m['energy_mae_mev_per_atom']:.2f} meV/atom"
+        )
+    print(f"student: {summary['best']}  (DistilledCalculator.from_checkpoint)")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """MD validation of a student against its teacher."""
+    from md_validation.cli import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a student to TorchScript or ONNX."""
+    from ase_distill.export import export_cli
+
+    return export_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ase-distill``."""
+    parser = argparse.ArgumentParser(prog="ase-distill", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="teacher-labelled data: MD, rattles, relaxations")
+    _common(g)
+    g.add_argument("--teacher", help="teacher name or module:Class (see training.teachers)")
+    g.add_argument("--output", help="output folder (resumes if it holds a run)")
+    g.add_argument("--workers", type=int, help="parallel teacher processes")
+    g.add_argument("--seeds", nargs="+", help="seed structures: ASE names, files, smiles:...")
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="train a student on a generated dataset")
+    _common(t)
+    t.add_argument("--dataset", help="dataset.xyz written by generate")
+    t.add_argument("--output", help="run folder")
+    t.add_argument("--size", choices=["original", "tiny", "ultra-tiny"])
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--threads", type=int, help="torch CPU threads (0: torch's default)")
+    t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    t.set_defaults(func=cmd_train)
+
+    try:
+        from md_validation.cli import add_arguments
+    except ImportError:  # pragma: no cover - validation extras missing
+        add_arguments = None
+    if add_arguments is not None:
+        v = sub.add_parser("validate", help="NVE/NVT of student vs teacher, metrics and plots")
+        add_arguments(v)
+        v.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ase-distill`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as exc:
+        print(f"ase-distill {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Teacher-driven data generation: MD at several temperatures, rattles, relaxation trajectories.
+
+The work is cut into deterministic tasks (seed x kind x parameter x repeat). Each finished task
+is written atomically as its own shard (``shards/<task>.xyz``), so an interrupted run resumes by
+skipping finished shards: no written frame is lost and only the task in flight is redone, with
+the same result (each task has its own RNG seed). Teacher failures on a frame are logged to
+``failures.jsonl`` and skipped. The merged ``dataset.xyz`` carries the teacher's labels as
+``REF_energy`` / ``REF_forces`` / ``REF_stress`` and each frame's ``split``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.io import read, write
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.optimize import BFGS
+from tqdm.auto import tqdm
+
+from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json
+from training.config import GenerateConfig, to_dict
+from training.structures import load_structure
+from training.teachers import Teacher, TeacherError, TeacherSpec, make_teacher
+
+log = logging.getLogger(__name__)
+
+ENERGY_KEY, FORCES_KEY, STRESS_KEY = "REF_energy", "REF_forces", "REF_stress"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of generation work."""
+
+    seed_name: str
+    kind: str  # "md" | "rattle" | "relax"
+    param: float
+    repeat: int
+    rng_seed: int
+
+    @property
+    def id(self) -> str:
+        """File-safe unique id."""
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.seed_name)[:40]
+        digest = hashlib.sha1(self.seed_name.encode()).hexdigest()[:6]
+        return f"{safe}-{digest}__{self.kind}_{self.param:g}_{self.repeat}"
+
+
+def plan_tasks(config: GenerateConfig, seed_names: list[str]) -> list[Task]:
+    """All tasks of a run, in a fixed order with per-task RNG seeds."""
+    tasks = []
+    for name in seed_names:
+        for r in range(config.md.repeats):
+            for t in config.md.temperatures:
+                tasks.append(Task(name, "md", float(t), r, 0))
+        for sigma in config.rattle.sigmas if config.rattle.count > 0 else []:
+            tasks.append(Task(name, "rattle", float(sigma), 0, 0))
+        if config.relax.enabled:
+            for r in range(config.relax.repeats):
+                tasks.append(Task(name, "relax", config.relax.rattle_sigma, r, 0))
+    return [
+        Task(t.seed_name, t.kind, t.param, t.repeat, config.seed * 1_000_003 + k)
+        for k, t in enumerate(tasks)
+    ]
+
+
+def _labelled(teacher: Teacher, atoms: Atoms, task: Task) -> Atoms:
+    frame = teacher.label(atoms)
+    out = Atoms(frame.numbers, frame.positions, cell=frame.cell, pbc=frame.pbc)
+    out.info.update(
+        {
+            ENERGY_KEY: frame.info["energy"],
+            "seed": task.seed_name,
+            "task": task.id,
+            "kind": task.kind,
+            "param": task.param,
+        }
+    )
+    out.arrays[FORCES_KEY] = frame.arrays["forces"]
+    if "stress" in frame.info:
+        out.info[STRESS_KEY] = frame.info["stress"]
+    return out
+
+
+class _Collector:
+    """Keeps frames that are not near-duplicates and records failures."""
+
+    def __init__(self, teacher: Teacher, task: Task, tol: float) -> None:
+        self.teacher, self.task, self.tol = teacher, task, tol
+        self.frames: list[Atoms] = []
+        self.failures: list[dict[str, Any]] = []
+
+    def add(self, atoms: Atoms) -> bool:
+        for kept in self.frames:
+            if np.max(np.abs(kept.positions - atoms.positions)) < self.tol:
+                return True
+        try:
+            self.frames.append(_labelled(self.teacher, atoms, self.task))
+            return True
+        except TeacherError as exc:
+            self.failures.append(
+                {"task": self.task.id, "frame": len(self.frames), "error": str(exc)}
+            )
+            log.warning("skipping frame of %s: %s", self.task.id, exc)
+            return False
+
+
+def _prerelax(teacher: Teacher, atoms: Atoms, steps: int) -> Atoms:
+    atoms = atoms.copy()
+    if steps <= 0:
+        return atoms
+    atoms.calc = teacher.calculator
+    try:
+        BFGS(atoms, logfile=None).run(fmax=0.05, steps=steps)
+    except Exception as exc:  # a failing pre-relaxation is not fatal: start from the seed
+        log.warning("pre-relaxation failed (%s); starting from the seed geometry", exc)
+        atoms = atoms.copy()
+    atoms.calc = None
+    return atoms
+
+
+def run_task(teacher: Teacher, start: Atoms, task: Task, config: GenerateConfig) -> _Collector:
+    """Run one task with ``teacher`` from ``start``; returns kept frames and failures."""
+    rng = np.random.default_rng(task.rng_seed)
+    col = _Collector(teacher, task, config.dedupe_tol)
+    atoms = _prerelax(teacher, start, config.prerelax_steps)
+    if task.kind == "rattle":
+        for _ in range(config.rattle.count):
+            trial = atoms.copy()
+            trial.positions += rng.normal(scale=task.param, size=trial.positions.shape)
+            col.add(trial)
+        return col
+    atoms.calc = teacher.calculator
+    try:
+        if task.kind == "md":
+            md = config.md
+            MaxwellBoltzmannDistribution(atoms, temperature_K=task.param, rng=rng)
+            Stationary(atoms)
+            ZeroRotation(atoms)
+            dyn = Langevin(
+                atoms,
+                md.timestep_fs * units.fs,
+                temperature_K=task.param,
+                friction=md.friction_per_fs / units.fs,
+                fixcm=False,
+                rng=rng,
+            )
+            for _ in range(md.steps // md.interval):
+                dyn.run(md.interval)
+                if not col.add(atoms):
+                    break  # the teacher failed here: the trajectory cannot continue
+        elif task.kind == "relax":
+            atoms.positions += rng.normal(scale=task.param, size=atoms.positions.shape)
+            opt = BFGS(atoms, logfile=None)
+            for _ in range(max(config.relax.steps // config.relax.interval, 1)):
+                if not col.add(atoms):
+                    break
+                if opt.run(fmax=config.relax.fmax, steps=config.relax.interval):
+                    col.add(atoms)
+                    break
+        else:
+            raise ValueError(f"Unknown task kind {task.kind!r}.")
+    except TeacherError:
+        raise
+    except Exception as exc:  # the teacher raised inside the dynamics / optimiser
+        col.failures.append({"task": task.id, "frame": len(col.frames), "error": repr(exc)})
+        log.warning("task %s stopped early: %s", task.id, exc)
+    return col
+
+
+def _frames_bytes(frames: list[Atoms]) -> bytes:
+    buffer = io.StringIO()
+    if frames:
+        write(buffer, frames, format="extxyz")
+    return buffer.getvalue().encode()
+
+
+# --- worker processes ---------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(spec: TeacherSpec) -> None:
+    _WORKER["teacher"] = make_teacher(spec)
+
+
+def _worker_run(
+    start: Atoms, task: Task, config: GenerateConfig, shard: str
+) -> tuple[str, int, list]:
+    col = run_task(_WORKER["teacher"], start, task, config)
+    atomic_write_bytes(shard, _frames_bytes(col.frames))
+    return task.id, len(col.frames), col.failures
+
+
+def generate(
+    config: GenerateConfig,
+    teacher: Teacher | None = None,
+    progress: bool = True,
+    max_tasks: int | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) data generation; returns the summary written to ``summary.json``.
+
+    Args:
+        config: what to generate and where (``config.output``).
+        teacher: an already built teacher (default: built from ``config.teacher``).
+        progress: show a progress bar.
+        max_tasks: stop after this many new tasks (used to test interruption).
+
+    Raises:
+        ValueError: bad seeds, a config that differs from the one in an existing output folder,
+            or a teacher that failed on every frame.
+    """
+    out = Path(config.output)
+    shards = out / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    if config.workers > 1 and teacher is not None:
+        raise ValueError(
+            "workers > 1 rebuilds the teacher from config.teacher in every worker process; give "
+            "the teacher by name (or import path) instead of passing an object."
+        )
+    teacher = teacher or make_teacher(TeacherSpec(config.teacher, dict(config.teacher_options)))
+    record = {"config": to_dict(config), "teacher": teacher.metadata()}
+    record_path = out / "generate.json"
+    if record_path.exists():
+        previous = json.loads(record_path.read_text())
+        keep = ("workers", "output")
+        strip = lambda c: {k: v for k, v in c.items() if k not in keep}  # noqa: E731
+        if strip(previous["config"]) != strip(record["config"]):
+            raise ValueError(
+                f"{out} holds a generation run with a different config; resume with the same "
+                "config or choose a new output folder."
+            )
+    else:
+        atomic_write_json(record_path, record)
+
+    seeds: dict[str, Atoms] = {}
+    for spec in list(config.seeds) + [h for h in config.holdout_molecules if h not in config.seeds]:
+        name, atoms = load_structure(spec)
+        seeds[name] = atoms
+    tasks = plan_tasks(config, list(seeds))
+    todo = [t for t in tasks if not (shards / f"{t.id}.xyz").exists()]
+    if max_tasks is not None:
+        todo = todo[:max_tasks]
+    failures_path = out / "failures.jsonl"
+    n_failed = 0
+    t0 = time.time()
+    bar = tqdm(
+        total=len(tasks), initial=len(tasks) - len(todo), desc="generate", disable=not progress
+    )
+
+    def record_failures(items: list[dict]) -> None:
+        nonlocal n_failed
+        n_failed += len(items)
+        if items:
+            with failures_path.open("a") as fh:
+                for item in items:
+                    fh.write(json.dumps(item) + "\n")
+
+    if config.workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(config.workers, ctx, _worker_init, (teacher.spec,)) as pool:
+            futures = [
+                pool.submit(_worker_run, seeds[t.seed_name], t, config, str(shards / f"{t.id}.xyz"))
+                for t in todo
+            ]
+            for fut in as_completed(futures):
+                _, n, fails = fut.result()
+                record_failures(fails)
+                bar.update(1)
+                bar.set_postfix(frames=n, failed=n_failed)
+    else:
+        for task in todo:
+            col = run_task(teacher, seeds[task.seed_name], task, config)
+            atomic_write_bytes(shards / f"{task.id}.xyz", _frames_bytes(col.frames))
+            record_failures(col.failures)
+            bar.update(1)
+            bar.set_postfix(frames=len(col.frames), failed=n_failed)
+    bar.close()
+    missing = [t for t in tasks if not (shards / f"{t.id}.xyz").exists()]
+    if missing:
+        return {"complete": False, "tasks_done": len(tasks) - len(missing), "tasks": len(tasks)}
+    return merge(config, tasks, teacher.metadata(), time.time() - t0)
+
+
+def merge(
+    config: GenerateConfig, tasks: list[Task], teacher_meta: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """Merge shards into ``dataset.xyz`` with split labels; write ``summary.json``."""
+    out = Path(config.output)
+    frames: list[Atoms] = []
+    for task in tasks:
+        path = out / "shards" / f"{task.id}.xyz"
+        if path.stat().st_size:
+            frames.extend(read(path, index=":", format="extxyz"))
+    n_tried = len(frames)
+    failures_path = out / "failures.jsonl"
+    n_failures = len(failures_path.read_text().splitlines()) if failures_path.exists() else 0
+    if not frames:
+        raise ValueError(
+            f"Teacher {teacher_meta['name']} produced no usable frame ({n_failures} failures, see "
+            f"{failures_path}): it returns non-finite values or raises on these structures."
+        )
+    holdout = {load_structure(h)[0] for h in config.holdout_molecules}
+    rng = np.random.default_rng(config.seed)
+    counts: dict[str, int] = {"train": 0, "validation": 0, "test": 0, "test_molecule": 0}
+    for frame in frames:
+        u = rng.random()
+        if frame.info["seed"] in holdout:
+            split = "test_molecule"
+        elif u < config.validation_fraction:
+            split = "validation"
+        elif u < config.validation_fraction + config.test_fraction:
+            split = "test"
+        else:
+            split = "train"
+        frame.info["split"] = split
+        frame.info["teacher"] = teacher_meta["name"]
+        counts[split] += 1
+    atomic_write_bytes(out / "dataset.xyz", _frames_bytes(frames))
+    elements = sorted({int(z) for f in frames for z in f.numbers})
+    summary = {
+        "complete": True,
+        "frames": n_tried,
+        "splits": counts,
+        "failures": n_failures,
+        "molecules": sorted({f.info["seed"] for f in frames}),
+        "holdout_molecules": sorted(holdout),
+        "elements": elements,
+        "teacher": teacher_meta,
+        "seconds_last_session": round(seconds, 1),
+        "config": to_dict(config),
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def read_dataset(path: str | Path, split: str | None = None) -> list[Atoms]:
+    """Frames of a generated dataset (optionally one split)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Dataset {path} not found; run `ase-distill generate` first.")
+    frames = read(path, index=":", format="extxyz")
+    if split is not None:
+        frames = [f for f in frames if f.info.get("split") == split]
+    return frames
