@@ -1,0 +1,146 @@
+"""MD metrics: energy drift, thermostat quality, structure (RDF / distances), stability."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import natural_cutoffs, neighbor_list
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+#: Fu et al. 2023: a run is unstable once any initial bond length deviates by more than this (A).
+BOND_DEVIATION_LIMIT = 0.5
+
+
+def energy_drift(time_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> dict[str, float]:
+    """NVE energy conservation.
+
+    Returns:
+        ``drift_mev_per_atom_per_ps``: slope of a linear fit of the total energy;
+        ``max_deviation_mev_per_atom``: largest |E(t) - E(0)|;
+        ``drift_ratio``: |slope * duration| / std(kinetic energy) is computed by the caller
+        (needs the kinetic energy), see :func:`drift_ratio`.
+    """
+    t = np.asarray(time_ps, dtype=float)
+    e = np.asarray(total_energy, dtype=float) / n_atoms * 1000.0
+    if len(t) < 2:
+        raise ValueError("energy drift needs at least two samples; run more steps.")
+    slope = float(np.polyfit(t, e, 1)[0])
+    return {
+        "drift_mev_per_atom_per_ps": slope,
+        "max_deviation_mev_per_atom": float(np.max(np.abs(e - e[0]))),
+    }
+
+
+def drift_ratio(time_ps, total_energy, kinetic_energy) -> float:
+    """Accumulated drift over the run divided by the std of the kinetic energy (MLIP-Audit)."""
+    t = np.asarray(time_ps, dtype=float)
+    slope = np.polyfit(t, np.asarray(total_energy, dtype=float), 1)[0]
+    std = float(np.std(kinetic_energy))
+    return float(abs(slope * (t[-1] - t[0])) / std) if std > 0 else float("inf")
+
+
+def thermostat_stats(temperatures: np.ndarray, target: float, n_dof: int) -> dict[str, float]:
+    """Mean / std of the temperature against the target and the canonical std ``T sqrt(2/N_dof)``."""
+    temps = np.asarray(temperatures, dtype=float)
+    return {
+        "target_K": float(target),
+        "mean_K": float(np.mean(temps)),
+        "std_K": float(np.std(temps)),
+        "canonical_std_K": float(target * np.sqrt(2.0 / n_dof)),
+        "mean_error_K": float(np.mean(temps) - target),
+    }
+
+
+def bonds(atoms: Atoms, mult: float = 1.2) -> np.ndarray:
+    """Unique bonded pairs ``(i, j)``, i < j, by scaled covalent radii (minimum image)."""
+    i, j = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=mult))
+    keep = i < j
+    return np.stack([i[keep], j[keep]], axis=1)
+
+
+def bond_lengths(atoms: Atoms, pairs: np.ndarray) -> np.ndarray:
+    """Lengths of the given pairs (minimum image for periodic cells)."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    vec = atoms.positions[pairs[:, 1]] - atoms.positions[pairs[:, 0]]
+    if atoms.pbc.any():
+        from ase.geometry import find_mic
+
+        return find_mic(vec, atoms.cell, atoms.pbc)[1]
+    return np.linalg.norm(vec, axis=1)
+
+
+def n_fragments(atoms: Atoms, mult: float = 1.2) -> int:
+    """Number of connected components of the bond graph."""
+    p = bonds(atoms, mult)
+    n = len(atoms)
+    graph = csr_matrix((np.ones(len(p)), (p[:, 0], p[:, 1])), shape=(n, n))
+    return int(connected_components(graph, directed=False)[0])
+
+
+class StabilityMonitor:
+    """Fu et al. 2023 stability: bond deviation > 0.5 A or fragmentation; NaN / explosion."""
+
+    def __init__(self, start: Atoms, max_energy_change_ev_per_atom: float = 1.0) -> None:
+        self.pairs = bonds(start)
+        self.reference = bond_lengths(start, self.pairs)
+        self.fragments = n_fragments(start)
+        self.limit = max_energy_change_ev_per_atom
+        self.e0: float | None = None
+
+    def check(self, atoms: Atoms, total_energy: float) -> str | None:
+        """Reason the run is unstable, or ``None``."""
+        if not np.isfinite(atoms.positions).all() or not np.isfinite(total_energy):
+            return "non-finite positions or energy"
+        if self.e0 is None:
+            self.e0 = total_energy
+        if abs(total_energy - self.e0) / len(atoms) > self.limit:
+            return f"total energy changed by more than {self.limit} eV/atom (exploding)"
+        if len(self.pairs):
+            dev = np.abs(bond_lengths(atoms, self.pairs) - self.reference)
+            k = int(np.argmax(dev))
+            if dev[k] > BOND_DEVIATION_LIMIT:
+                a, b = self.pairs[k]
+                return f"bond {a}-{b} deviates by {dev[k]:.2f} A (> {BOND_DEVIATION_LIMIT} A)"
+        if n_fragments(atoms) > self.fragments:
+            return "the structure fragmented"
+        return None
+
+
+def distance_histogram(
+    frames: list[Atoms], r_max: float = 6.0, bins: int = 120
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised distribution of all intramolecular distances (molecules in vacuum)."""
+    edges = np.linspace(0, r_max, bins + 1)
+    hist = np.zeros(bins)
+    for atoms in frames:
+        d = atoms.get_all_distances()[np.triu_indices(len(atoms), 1)]
+        hist += np.histogram(d, edges)[0]
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    total = hist.sum() * (edges[1] - edges[0])
+    return centers, hist / total if total > 0 else hist
+
+
+def rdf(frames: list[Atoms], r_max: float = 6.0, bins: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """Radial distribution function g(r) of periodic frames with MDAnalysis ``InterRDF``."""
+    import MDAnalysis as mda
+    from MDAnalysis.analysis.rdf import InterRDF
+    from MDAnalysis.coordinates.memory import MemoryReader
+
+    n = len(frames[0])
+    u = mda.Universe.empty(n, trajectory=False)
+    coords = np.stack([f.positions for f in frames]).astype(np.float32)
+    dims = np.array([f.cell.cellpar() for f in frames], dtype=np.float32)
+    u.load_new(coords, format=MemoryReader, dimensions=dims)
+    r_max = min(r_max, 0.5 * min(min(f.cell.lengths()) for f in frames) - 1e-6)
+    analysis = InterRDF(u.atoms, u.atoms, nbins=bins, range=(0.0, r_max), exclusion_block=(1, 1))
+    analysis.run()
+    return np.asarray(analysis.results.bins), np.asarray(analysis.results.rdf)
+
+
+def h_error(x: np.ndarray, reference: np.ndarray, other: np.ndarray) -> float:
+    """Relative integrated difference ``int |g1 - g2| dr / int g_ref dr`` of two distributions."""
+    dx = float(x[1] - x[0]) if len(x) > 1 else 1.0
+    denom = float(np.sum(np.abs(reference)) * dx)
+    return float(np.sum(np.abs(reference - other)) * dx / denom) if denom > 0 else float("nan")

@@ -1,0 +1,186 @@
+"""MD validation suite: metrics on known answers, reports, and failure handling."""
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.calculator import Calculator
+from ase.calculators.emt import EMT
+from ase.cluster import Icosahedron
+from ase.io import read
+
+from ase_distill.metrics import force_angle_errors, force_metrics
+from md_validation.metrics import (
+    StabilityMonitor,
+    drift_ratio,
+    energy_drift,
+    h_error,
+    rdf,
+    thermostat_stats,
+)
+from md_validation.runner import MDSettings, initial_velocities, run_md
+from md_validation.suite import ValidationAborted, ValidationSettings, validate
+
+
+@pytest.fixture
+def cu13():
+    return Icosahedron("Cu", 2, latticeconstant=3.6)
+
+
+# --- metric functions on synthetic inputs -------------------------------------------------------
+def test_linear_energy_ramp_gives_its_slope():
+    t = np.linspace(0, 2.0, 50)  # ps
+    n_atoms = 10
+    e = -5.0 + 0.003 * n_atoms * t  # +3 meV/atom/ps
+    d = energy_drift(t, e, n_atoms)
+    assert d["drift_mev_per_atom_per_ps"] == pytest.approx(3.0, rel=1e-9)
+    assert d["max_deviation_mev_per_atom"] == pytest.approx(6.0, rel=1e-9)
+    ekin = np.sin(t * 20) * 0.01 + 0.5
+    assert drift_ratio(t, e, ekin) == pytest.approx(0.06 / np.std(ekin), rel=1e-9)
+
+
+def test_known_angle():
+    ref = np.array([[1.0, 0, 0], [0, 2.0, 0], [0.01, 0, 0]])
+    theta = np.radians(30)
+    pred = np.array([[np.cos(theta), np.sin(theta), 0], [0, 2.0, 0], [0, 0.01, 0]])
+    angles = force_angle_errors(pred, ref)
+    np.testing.assert_allclose(angles, [30.0, 0.0], atol=1e-9)  # the 0.01 eV/A atom is excluded
+    assert force_metrics(ref, ref)["force_rmse"] == 0.0
+    assert force_metrics(ref, ref)["force_r2"] == 1.0
+
+
+def test_rdf_of_ideal_lattice_peaks_at_nearest_neighbour():
+    a = 3.6
+    crystal = bulk("Cu", "fcc", a=a, cubic=True) * (3, 3, 3)
+    r, g = rdf([crystal, crystal], r_max=5.0, bins=100)
+    assert abs(r[np.argmax(g)] - a / np.sqrt(2)) <= (r[1] - r[0])  # first shell, within a bin
+    assert np.all(g[r < 2.0] == 0)  # nothing closer than the first shell
+    assert h_error(r, g, g) == 0.0
+
+
+def test_thermostat_stats_canonical_width():
+    s = thermostat_stats(np.array([290.0, 310.0]), 300.0, n_dof=200)
+    assert s["mean_K"] == 300.0 and s["std_K"] == 10.0
+    assert s["canonical_std_K"] == pytest.approx(300 * np.sqrt(0.01))
+
+
+def test_stability_monitor_flags_broken_bond(cu13):
+    mon = StabilityMonitor(cu13)
+    assert mon.check(cu13, -1.0) is None
+    broken = cu13.copy()
+    broken.positions[0] += [0.8, 0, 0]
+    assert "deviates" in mon.check(broken, -1.0)
+    nan = cu13.copy()
+    nan.positions[1, 0] = np.nan
+    assert "non-finite" in mon.check(nan, -1.0)
+
+
+# --- runs ------------------------------------------------------------------------------------------
+def test_drift_metric_separates_good_and_bad_time_steps(cu13):
+    start = initial_velocities(cu13, 300, 0)
+    drift, deviation = {}, {}
+    for dt in (1.0, 12.0):
+        r = run_md(
+            start, EMT(), MDSettings("nve", 300, dt, int(1000 / dt), 2), "emt", progress=False
+        )
+        d = energy_drift(np.array(r.time_ps), r.etot, r.n_atoms)
+        drift[dt], deviation[dt] = d["drift_mev_per_atom_per_ps"], d["max_deviation_mev_per_atom"]
+    # measured (1 ps, seed 0): 0.003 meV/atom/ps at 1 fs, 0.31 at 12 fs; max deviation 0.04 vs 5.4
+    assert abs(drift[1.0]) < 0.05  # well inside the project's 0.1 meV/atom/ps goal
+    assert abs(drift[12.0]) > 0.1  # the too-large step fails that goal
+    assert abs(drift[12.0]) > 20 * abs(drift[1.0])
+    assert deviation[12.0] > 50 * deviation[1.0]
+
+
+def test_teacher_as_its_own_student(cu13, tmp_path):
+    settings = ValidationSettings(
+        temperature_K=300, nve_ps=0.05, nvt_ps=0.05, timestep_fs=1.0, interval=5, relabel_every=2
+    )
+    m = validate(cu13, EMT(), EMT(), settings, tmp_path, "emt-student", "emt", "cu13", False)
+    assert m["force_fidelity"]["force_rmse"] == 0.0
+    assert m["force_fidelity"]["energy_mae_mev_per_atom"] == 0.0
+    nve = m["runs"]["nve"]
+    assert (
+        nve["emt-student"]["drift_mev_per_atom_per_ps"] == nve["emt"]["drift_mev_per_atom_per_ps"]
+    )
+    assert m["structure"]["h_error"] == 0.0
+    for name in m["figures"].values():
+        assert (tmp_path / name).stat().st_size > 10_000, name  # a rendered PNG
+    assert set(m["figures"]) == {
+        "force_analysis",
+        "nve_energy",
+        "nvt_temperature",
+        "nvt_energy",
+        "structure",
+        "bonds",
+    }
+    report = (tmp_path / "report.md").read_text()
+    assert all(f"]({name})" in report for name in m["figures"].values())
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "complete"
+    assert len(read(tmp_path / "nve_emt.traj", ":")) == 11
+
+
+def test_periodic_system_with_rdf_and_bussi(tmp_path):
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2)
+    settings = ValidationSettings(
+        temperature_K=300, nve_ps=0.02, nvt_ps=0.02, timestep_fs=2.0, thermostat="bussi", interval=2
+    )
+    m = validate(crystal, EMT(), EMT(), settings, tmp_path, "a", "b", "cu-fcc", False)
+    assert m["structure"]["kind"] == "rdf"
+    assert "thermostat" in m["runs"]["nvt"]["a"]
+
+
+class FailingCalc(EMT):
+    """EMT that raises after a few calls (a teacher crashing mid-run)."""
+
+    def __init__(self, fail_after):
+        super().__init__()
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        self.calls += 1
+        if self.calls > self.fail_after:
+            raise RuntimeError("SCF did not converge")
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_teacher_raising_mid_run_leaves_partial_outputs(cu13, tmp_path):
+    settings = ValidationSettings(nve_ps=0.05, nvt_ps=0.0, timestep_fs=1.0, interval=2)
+    with pytest.raises(ValidationAborted, match="SCF did not converge"):
+        validate(cu13, EMT(), FailingCalc(15), settings, tmp_path, "s", "t", "cu13", False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "aborted" and "SCF" in metrics["aborted"]
+    partial = read(tmp_path / "nve_t.traj", ":")
+    assert 1 <= len(partial) < 26
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"nve_ps": 0.0, "nvt_ps": 0.0}, "zero steps"),
+        ({"temperature_K": -5.0}, "temperature"),
+    ],
+)
+def test_bad_settings(kwargs, message, cu13, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        validate(cu13, EMT(), EMT(), ValidationSettings(**kwargs), tmp_path, progress=False)
+
+
+def test_bad_md_settings():
+    with pytest.raises(ValueError, match="steps must be positive"):
+        MDSettings(steps=0).check()
+    with pytest.raises(ValueError, match="Unknown ensemble"):
+        MDSettings(ensemble="npt").check()
+
+
+def test_unknown_structure_name():
+    from training.structures import load_structure
+
+    with pytest.raises(ValueError, match="Unknown structure 'notamolecule'"):
+        load_structure("notamolecule")
+
+
+def test_calculator_base_is_ase():
+    assert issubclass(FailingCalc, Calculator)
