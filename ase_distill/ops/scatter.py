@@ -132,7 +132,7 @@ def segment_sum(
     if name == "cuda":
         from ase_distill.ops import cuda_segment
 
-        return cuda_segment.segment_sum_csr(src, index, offsets, num_segments)
+        return cuda_segment.segment_sum_csr(src, index, offsets, num_segments, validate=False)
     if name == "torch_scatter":
         import torch_scatter
 
