@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,15 @@ from ase_distill.checkpoint import load_checkpoint
 from ase_distill.graph import atoms_to_graph
 from ase_distill.model import ConservativePotential, StudentModel
 from ase_distill.registry import load_student
+
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
+
+
+def _load_any(name_or_path: str) -> tuple[StudentModel, dict[str, Any]]:
+    """A shipped student by name, or a checkpoint by path."""
+    if Path(name_or_path).suffix in {".pt", ".json"} or Path(name_or_path).exists():
+        return load_checkpoint(name_or_path)
+    return load_student(name_or_path)
 
 
 class DistilledCalculator(Calculator):
@@ -41,7 +51,7 @@ class DistilledCalculator(Calculator):
 
     def __init__(
         self,
-        model: str | StudentModel = "tiny",
+        model: str | StudentModel | torch.jit.ScriptModule = "tiny",
         *,
         card: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
@@ -50,22 +60,31 @@ class DistilledCalculator(Calculator):
     ) -> None:
         if isinstance(model, str):
             model, card = load_student(model)
-        if not isinstance(model, StudentModel):
-            raise ValueError(
-                f"model must be a student name or a StudentModel, got {type(model).__name__}; "
-                "for a file use DistilledCalculator.from_checkpoint(path)."
-            )
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}.")
         super().__init__(**kwargs)
         self.device = torch.device(device)
         self.dtype = dtype
         self.card = dict(card or {})
-        # A private copy: the caller's module keeps its device, dtype and grad flags.
-        self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.potential = ConservativePotential(self.model)
+        if isinstance(model, StudentModel):
+            # A private copy: the caller's module keeps its device, dtype and grad flags.
+            self.model: StudentModel | None = copy.deepcopy(model).to(self.device, dtype).eval()
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            self.potential = ConservativePotential(self.model)
+            self._species, self._cutoff = self.model.species, self.model.cutoff
+        elif isinstance(model, torch.jit.ScriptModule):
+            if "architecture" not in self.card:
+                raise ValueError("A TorchScript student needs its model card (architecture).")
+            self.model = None
+            self.potential = model.to(self.device, dtype).eval()
+            arch = self.card["architecture"]
+            self._species, self._cutoff = tuple(arch["species"]), float(arch["cutoff"])
+        else:
+            raise ValueError(
+                f"model must be a student name or a StudentModel, got {type(model).__name__}; "
+                "for a file use DistilledCalculator.from_checkpoint(path)."
+            )
 
     @classmethod
     def from_name(cls, name: str, **kwargs: Any) -> DistilledCalculator:
@@ -75,19 +94,34 @@ class DistilledCalculator(Calculator):
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> DistilledCalculator:
-        """A student saved as ``PATH.pt`` + ``PATH.json`` (either path, or the stem)."""
+        """A student from a file.
+
+        ``NAME.pt`` + ``NAME.json`` (either path, or the stem), or an exported TorchScript file
+        (``.ts`` / ``.torchscript``). ONNX files run in :class:`ase_distill.export.OnnxCalculator`.
+        """
+        suffix = Path(path).suffix
+        if suffix == ".onnx":
+            raise ValueError(
+                f"{path} is an ONNX file; run it with ase_distill.export.OnnxCalculator(path) "
+                "(same interface, needs onnxruntime)."
+            )
+        if suffix in TORCHSCRIPT_SUFFIXES:
+            from ase_distill.export import load_torchscript
+
+            module, card = load_torchscript(path)
+            return cls(module, card=card, **kwargs)
         model, card = load_checkpoint(path)
         return cls(model, card=card, **kwargs)
 
     @property
     def species(self) -> tuple[int, ...]:
         """Atomic numbers the student knows."""
-        return self.model.species
+        return self._species
 
     @property
     def cutoff(self) -> float:
         """Interaction radius, Angstrom."""
-        return self.model.cutoff
+        return self._cutoff
 
     def calculate(
         self,
@@ -104,11 +138,21 @@ class DistilledCalculator(Calculator):
                 "stress needs a cell periodic in all three directions (atoms.pbc = True with a "
                 "cell); this structure is not fully periodic."
             )
-        graph = atoms_to_graph(
-            atoms, self.model.cutoff, self.model.species, dtype=self.dtype, device=self.device
-        )
+        g = atoms_to_graph(atoms, self.cutoff, self.species, dtype=self.dtype, device=self.device)
         with torch.enable_grad():
-            out = self.potential(graph, forces=True, stress=want_stress)
+            out = self.potential(
+                g.positions,
+                g.numbers,
+                g.cell,
+                g.batch,
+                g.edge_index,
+                g.edge_shift,
+                g.offsets,
+                g.n_structures,
+                True,
+                want_stress,
+                False,
+            )
         energy = float(out["energy"].detach().sum())
         self.results["energy"] = energy
         self.results["free_energy"] = energy

@@ -27,15 +27,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
 
 import torch
 from torch import nn
 
 from ase_distill.graph import AtomsGraph
 from ase_distill.ops import segment_sum
-
-#: Small constant inside square roots so that norms stay twice differentiable at zero.
-_NORM_EPS = 1e-8
 
 
 @dataclass(frozen=True)
@@ -148,7 +146,16 @@ class PaiNNMessage(nn.Module):
         )
         self.filter = nn.Linear(radial_basis, 3 * features)
 
-    def forward(self, s, v, edge_index, rbf, fcut, unit, offsets):
+    def forward(
+        self,
+        s: torch.Tensor,
+        v: torch.Tensor,
+        edge_index: torch.Tensor,
+        rbf: torch.Tensor,
+        fcut: torch.Tensor,
+        unit: torch.Tensor,
+        offsets: Optional[torch.Tensor],  # noqa: UP045 (TorchScript)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Add aggregated messages to scalar ``s (N, F)`` and vector ``v (N, 3, F)``."""
         n, f = s.shape
         i, j = edge_index[0], edge_index[1]
@@ -172,10 +179,10 @@ class PaiNNUpdate(nn.Module):
             nn.Linear(2 * features, features), nn.SiLU(), nn.Linear(features, 3 * features)
         )
 
-    def forward(self, s, v):
+    def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Update ``s (N, F)`` and ``v (N, 3, F)``."""
         uv, vv = self.U(v), self.V(v)
-        vnorm = torch.sqrt((vv * vv).sum(dim=1) + _NORM_EPS)
+        vnorm = torch.sqrt((vv * vv).sum(dim=1) + 1e-8)  # eps: twice differentiable at 0
         a_vv, a_sv, a_ss = torch.split(self.mlp(torch.cat([s, vnorm], dim=1)), self.features, 1)
         s = s + a_sv * (uv * vv).sum(dim=1) + a_ss
         v = v + a_vv[:, None, :] * uv
@@ -201,9 +208,12 @@ class Readout(nn.Module):
 class StudentModel(nn.Module):
     """PaiNN student: embedding -> interactions -> readout, giving per-atom energies."""
 
+    __jit_unused_properties__ = ["cutoff", "species"]
+
     def __init__(self, config: StudentConfig) -> None:
         super().__init__()
         self.config = config
+        self.cutoff_radius = float(config.cutoff)
         f = config.features
         self.embedding = Embedding(config.species, f)
         self.radial = BesselBasis(config.cutoff, config.radial_basis)
@@ -242,7 +252,7 @@ class StudentModel(nn.Module):
         batch: torch.Tensor,
         edge_index: torch.Tensor,
         edge_shift: torch.Tensor,
-        offsets: torch.Tensor | None = None,
+        offsets: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript)
     ) -> torch.Tensor:
         """Per-atom energies ``(N,)`` in eV (differentiable w.r.t. positions and cell)."""
         i, j = edge_index[0], edge_index[1]
@@ -251,7 +261,7 @@ class StudentModel(nn.Module):
         r = torch.sqrt((vec * vec).sum(dim=1))
         unit = vec / r[:, None]
         rbf = self.radial(r)
-        fcut = cosine_cutoff(r, self.config.cutoff)
+        fcut = cosine_cutoff(r, self.cutoff_radius)
         s = self.embedding.forward(numbers).to(positions.dtype)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
         for message, update in zip(self.messages, self.updates):
@@ -259,6 +269,7 @@ class StudentModel(nn.Module):
             s, v = update(s, v)
         return self.readout(s, self.embedding.z_to_index[numbers])
 
+    @torch.jit.unused
     def forward(self, graph: AtomsGraph) -> torch.Tensor:
         """Per-atom energies of a batched graph."""
         return self.atomic_energies(
@@ -273,13 +284,18 @@ class StudentModel(nn.Module):
 
 
 class ConservativePotential(nn.Module):
-    """Energy, forces ``-dE/dr`` and stress ``(1/V) dE/d(strain)`` of a student by autograd."""
+    """Energy, forces ``-dE/dr`` and stress ``(1/V) dE/d(strain)`` of a student by autograd.
+
+    ``forward`` takes plain tensors so the whole wrapper can be exported with TorchScript;
+    :meth:`evaluate` is the convenient entry point for an :class:`AtomsGraph`.
+    """
 
     def __init__(self, model: StudentModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(
+    @torch.jit.unused
+    def evaluate(
         self,
         graph: AtomsGraph,
         forces: bool = True,
@@ -297,43 +313,66 @@ class ConservativePotential(nn.Module):
         Returns:
             ``energy (B,)``, ``energies (N,)`` and, when asked, ``forces (N, 3)`` in eV/A and
             ``stress (B, 3, 3)`` in eV/A^3 (ASE's sign convention).
-
         """
-        positions = graph.positions
-        cell = graph.cell
-        inputs = []
-        if forces or stress:
-            positions = positions.detach().requires_grad_(True)
-            inputs.append(positions)
-        strain = None
-        if stress:
-            strain = torch.zeros_like(cell, requires_grad=True)
-            inputs.append(strain)
-            sym = 0.5 * (strain + strain.transpose(1, 2))
-            positions_used = positions + torch.einsum("nk,nkl->nl", positions, sym[graph.batch])
-            cell = cell + torch.bmm(cell, sym)
-        else:
-            positions_used = positions
-        energies = self.model.atomic_energies(
-            positions_used,
+        return self(
+            graph.positions,
             graph.numbers,
-            cell,
+            graph.cell,
             graph.batch,
             graph.edge_index,
             graph.edge_shift,
             graph.offsets,
+            graph.n_structures,
+            forces,
+            stress,
+            create_graph,
         )
-        energy = segment_sum(energies, graph.batch, graph.n_structures)
-        out = {"energy": energy, "energies": energies}
-        if inputs:
+
+    def forward(
+        self,
+        positions: torch.Tensor,
+        numbers: torch.Tensor,
+        cell: torch.Tensor,
+        batch: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_shift: torch.Tensor,
+        offsets: Optional[torch.Tensor],  # noqa: UP045 (TorchScript)
+        n_structures: int,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        create_graph: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Tensor-level evaluation (see :meth:`evaluate` for the meaning of the outputs)."""
+        positions = positions.detach()
+        if compute_forces or compute_stress:
+            positions.requires_grad_(True)
+        strain = torch.zeros_like(cell)
+        if compute_stress:
+            strain.requires_grad_(True)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            used_positions = positions + torch.einsum("nk,nkl->nl", positions, sym[batch])
+            used_cell = cell + torch.bmm(cell, sym)
+        else:
+            used_positions = positions
+            used_cell = cell
+        energies = self.model.atomic_energies(
+            used_positions, numbers, used_cell, batch, edge_index, edge_shift, offsets
+        )
+        energy = segment_sum(energies, batch, n_structures)
+        out: dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
+        if compute_forces or compute_stress:
+            inputs = [positions]
+            if compute_stress:
+                inputs.append(strain)
             grads = torch.autograd.grad(
-                energy.sum(), inputs, create_graph=create_graph, allow_unused=True
+                [energy.sum()], inputs, create_graph=create_graph, allow_unused=True
             )
-            if forces:
-                g = grads[0] if grads[0] is not None else torch.zeros_like(positions)
-                out["forces"] = -g
-            if stress:
-                g = grads[-1] if grads[-1] is not None else torch.zeros_like(graph.cell)
-                volume = torch.linalg.det(graph.cell).abs()
-                out["stress"] = g / volume[:, None, None]
+            if compute_forces:
+                g = grads[0]
+                out["forces"] = -g if g is not None else torch.zeros_like(positions)
+            if compute_stress:
+                g = grads[1]
+                volume = torch.linalg.det(cell).abs()
+                gs = g if g is not None else torch.zeros_like(cell)
+                out["stress"] = gs / volume[:, None, None]
         return out

@@ -37,7 +37,7 @@ def evaluate(
     """Energy (B,), forces (N, 3) and optionally stress (B, 3, 3) in float64, as numpy."""
     model = model.double()
     graph = atoms_to_graph(structures, model.cutoff, model.species, dtype=torch.float64)
-    out = ConservativePotential(model)(graph, forces=True, stress=stress)
+    out = ConservativePotential(model).evaluate(graph, forces=True, stress=stress)
     return {k: v.detach().numpy() for k, v in out.items()}
 
 

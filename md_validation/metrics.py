@@ -41,7 +41,7 @@ def drift_ratio(time_ps, total_energy, kinetic_energy) -> float:
 
 
 def thermostat_stats(temperatures: np.ndarray, target: float, n_dof: int) -> dict[str, float]:
-    """Mean / std of the temperature against the target and the canonical std ``T sqrt(2/N_dof)``."""
+    """Mean / std of the temperature vs the target and the canonical std ``T sqrt(2/N_dof)``."""
     temps = np.asarray(temperatures, dtype=float)
     return {
         "target_K": float(target),

@@ -85,8 +85,10 @@ def bond_histograms(bond_data: dict[str, dict[str, np.ndarray]], path: Path) -> 
 def force_analysis(
     pred: np.ndarray, ref: np.ndarray, numbers: np.ndarray, path: Path, title: str
 ) -> str:
-    """Six panels: magnitude parity, error histogram, per-atom error, component parity,
-    per-element error, angle distribution.
+    """The seed's six-panel force figure.
+
+    Panels: magnitude parity, error histogram, per-atom error, component parity, per-element
+    error, angle distribution.
     """
     pred = np.asarray(pred).reshape(-1, 3)
     ref = np.asarray(ref).reshape(-1, 3)

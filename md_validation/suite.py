@@ -306,9 +306,10 @@ def verdict(m: dict[str, Any], student: str) -> str:
         )
     f = m["force_fidelity"]
     parts.append(
-        f"Forces along the student's trajectory: R2 {f['force_r2']:.4f}, RMSE {f['force_rmse']:.3f} "
-        f"eV/A, mean angle error {f['force_angle_deg']:.1f} deg "
-        f"({'meets' if f['force_r2'] >= FIDELITY_GOAL_R2 else 'below'} the R2 {FIDELITY_GOAL_R2} bar)."
+        f"Forces along the student's trajectory: R2 {f['force_r2']:.4f}, RMSE "
+        f"{f['force_rmse']:.3f} eV/A, mean angle error {f['force_angle_deg']:.1f} deg "
+        f"({'meets' if f['force_r2'] >= FIDELITY_GOAL_R2 else 'below'} the R2 "
+        f"{FIDELITY_GOAL_R2} bar)."
     )
     if "h_error" in m.get("structure", {}):
         parts.append(f"Structure error h = {m['structure']['h_error']:.3f} vs the teacher.")

@@ -120,7 +120,7 @@ def test_double_backward_for_force_training():
     torch.manual_seed(0)
     m = StudentModel(size_config("ultra-tiny")).double()
     g = atoms_to_graph(molecule("CH3CH2OH"), m.cutoff, m.species)
-    out = ConservativePotential(m)(g, forces=True, create_graph=True)
+    out = ConservativePotential(m).evaluate(g, forces=True, create_graph=True)
     loss = (out["forces"] ** 2).sum()
     loss.backward()
     grads = [p.grad for p in m.parameters() if p.grad is not None]

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ase_distill.ops import csr_offsets, segment_sum
-from ase_distill.ops import cuda_segment
+from ase_distill.ops import csr_offsets, cuda_segment, segment_sum
 
 CSRC = Path(cuda_segment.__file__).with_name("csrc")
 TESTS = Path(__file__).parent
@@ -33,9 +32,21 @@ def _cuda_include() -> str | None:
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found: CUDA source compile check skipped")
 def test_nvcc_compiles_kernel(tmp_path):
     cmd = [
-        NVCC, "-c", "-std=c++17", "-O3", "-Werror", "all-warnings",
-        "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
-        "-I", str(CSRC), str(CSRC / "segment_sum_kernel.cu"), "-o", str(tmp_path / "k.o"),
+        NVCC,
+        "-c",
+        "-std=c++17",
+        "-O3",
+        "-Werror",
+        "all-warnings",
+        "-gencode",
+        "arch=compute_80,code=sm_80",
+        "-gencode",
+        "arch=compute_90,code=sm_90",
+        "-I",
+        str(CSRC),
+        str(CSRC / "segment_sum_kernel.cu"),
+        "-o",
+        str(tmp_path / "k.o"),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -48,11 +59,22 @@ def test_binding_compiles_against_torch_headers():
         pytest.skip("CUDA runtime headers not found: binding syntax check skipped")
     from torch.utils.cpp_extension import include_paths
 
-    cmd = ["g++", "-std=c++20", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=check", "-I", str(CSRC),
-           "-I", include, "-I", sysconfig.get_paths()["include"]]
+    cmd = [
+        "g++",
+        "-std=c++20",
+        "-fsyntax-only",
+        "-DTORCH_EXTENSION_NAME=check",
+        "-I",
+        str(CSRC),
+        "-I",
+        include,
+        "-I",
+        sysconfig.get_paths()["include"],
+    ]
     cmd += [f"-I{p}" for p in include_paths()]
-    done = subprocess.run(cmd + [str(CSRC / "segment_sum_binding.cpp")], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        cmd + [str(CSRC / "segment_sum_binding.cpp")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -60,9 +82,20 @@ def test_binding_compiles_against_torch_headers():
 def test_host_indexing_logic_executes_on_cpu(tmp_path):
     exe = tmp_path / "host_test"
     build = subprocess.run(
-        ["g++", "-std=c++17", "-O1", "-Wall", "-Werror", "-I", str(CSRC),
-         str(TESTS / "csrc" / "test_segment_sum_host.cpp"), "-o", str(exe)],
-        capture_output=True, text=True,
+        [
+            "g++",
+            "-std=c++17",
+            "-O1",
+            "-Wall",
+            "-Werror",
+            "-I",
+            str(CSRC),
+            str(TESTS / "csrc" / "test_segment_sum_host.cpp"),
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(exe)], capture_output=True, text=True)
@@ -84,7 +117,7 @@ def test_offsets_validation_messages():
         cuda_segment.check_offsets(torch.tensor([0, 1, 2]), 5)
 
 
-# --- GPU: correctness, gradients, determinism ------------------------------------------------------
+# --- GPU: correctness, gradients, determinism ---
 def _random_graph(n_segments, n_edges, width, dtype, empty_fraction=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
     active = torch.rand(n_segments, generator=g) > empty_fraction
@@ -121,8 +154,10 @@ def test_unsorted_rejected():
         csr_offsets(torch.tensor([2, 0, 1], device="cuda"), 3)
     with pytest.raises(ValueError, match="not sorted by receiver"):
         cuda_segment.segment_sum_csr(
-            torch.ones(4, 2, device="cuda"), torch.tensor([0, 1, 1, 2], device="cuda"),
-            torch.tensor([0, 3, 2, 4], device="cuda"), 3,
+            torch.ones(4, 2, device="cuda"),
+            torch.tensor([0, 1, 1, 2], device="cuda"),
+            torch.tensor([0, 3, 2, 4], device="cuda"),
+            3,
         )
 
 
@@ -152,16 +187,20 @@ def test_student_forward_backward_equals_torch_backend(monkeypatch):
 
     torch.manual_seed(0)
     model = StudentModel(size_config("tiny")).double().cuda()
-    graph = atoms_to_graph([molecule("C6H6"), molecule("CH3CH2OH")], 5.0, model.species,
-                           device="cuda")
+    graph = atoms_to_graph(
+        [molecule("C6H6"), molecule("CH3CH2OH")], 5.0, model.species, device="cuda"
+    )
     results = {}
     for backend in ("torch", "cuda"):
         monkeypatch.setenv(ENV_VAR, backend)
         model.zero_grad()
-        out = ConservativePotential(model)(graph, forces=True, create_graph=True)
+        out = ConservativePotential(model).evaluate(graph, forces=True, create_graph=True)
         (out["forces"] ** 2).sum().backward()
-        results[backend] = (out["energy"].detach(), out["forces"].detach(),
-                            [p.grad.clone() for p in model.parameters()])
+        results[backend] = (
+            out["energy"].detach(),
+            out["forces"].detach(),
+            [p.grad.clone() for p in model.parameters()],
+        )
     torch.testing.assert_close(results["cuda"][0], results["torch"][0])
     torch.testing.assert_close(results["cuda"][1], results["torch"][1])
     for a, b in zip(results["cuda"][2], results["torch"][2]):

@@ -76,7 +76,7 @@ def test_stability_monitor_flags_broken_bond(cu13):
     assert "non-finite" in mon.check(nan, -1.0)
 
 
-# --- runs ------------------------------------------------------------------------------------------
+# --- runs ---
 def test_drift_metric_separates_good_and_bad_time_steps(cu13):
     start = initial_velocities(cu13, 300, 0)
     drift, deviation = {}, {}

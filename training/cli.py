@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     t.set_defaults(func=cmd_train)
 
+    x = sub.add_parser("export", help="export a student to TorchScript or ONNX")
+    x.add_argument("--student", default="tiny", help="shipped name or checkpoint path")
+    x.add_argument("--format", choices=["torchscript", "onnx"], required=True)
+    x.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    x.add_argument("-o", "--output", required=True, help="output file (.ts or .onnx)")
+    x.set_defaults(func=cmd_export)
+
     try:
         from md_validation.cli import add_arguments
     except ImportError:  # pragma: no cover - validation extras missing

@@ -94,6 +94,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     max_steps_per_epoch: int = 0
+    max_force: float = 0.0
     name: str = ""
 
 

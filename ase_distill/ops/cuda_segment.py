@@ -130,7 +130,8 @@ def segment_sum_csr(
     """
     if offsets.numel() != num_segments + 1:
         raise ValueError(
-            f"offsets has {offsets.numel()} entries; expected num_segments + 1 = {num_segments + 1}."
+            f"offsets has {offsets.numel()} entries; expected num_segments + 1 = "
+            f"{num_segments + 1}."
         )
     if validate:
         check_offsets(offsets, src.shape[0])

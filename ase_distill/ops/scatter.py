@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Optional
 
 import torch
 
@@ -113,8 +114,8 @@ def segment_sum(
     src: torch.Tensor,
     index: torch.Tensor,
     num_segments: int,
-    offsets: torch.Tensor | None = None,
-    backend: str | None = None,
+    offsets: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript reads this annotation)
+    backend: Optional[str] = None,  # noqa: UP045
 ) -> torch.Tensor:
     """Sum rows of ``src`` into ``num_segments`` rows by ``index``: ``out[index[e]] += src[e]``.
 
@@ -128,6 +129,13 @@ def segment_sum(
         backend: force a backend (see module docs); ``None`` reads ``ASE_DISTILL_SCATTER``.
 
     """
+    if torch.jit.is_scripting():  # exported models (TorchScript) aggregate with index_add
+        return src.new_zeros([num_segments] + src.shape[1:]).index_add(0, index, src)
+    return _dispatch(src, index, num_segments, offsets, backend)
+
+
+@torch.jit.unused
+def _dispatch(src, index, num_segments: int, offsets, backend) -> torch.Tensor:
     name = active_backend(src.device, backend, has_offsets=offsets is not None)
     if name == "cuda":
         from ase_distill.ops import cuda_segment

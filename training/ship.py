@@ -1,0 +1,58 @@
+"""Ship a trained run as a named student: ``python -m training.ship runs/tiny/best tiny``.
+
+Copies the checkpoint into ``ase_distill/students/NAME.{pt,json}`` with the card's name and a
+plain statement of provenance (teacher, data, training) taken from the run itself; refuses a
+card without metrics, so untrained weights can never ship under a name.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ase_distill.checkpoint import load_checkpoint, save_checkpoint
+from ase_distill.registry import STUDENTS, canonical_name, students_dir
+
+
+def ship(run_checkpoint: str | Path, name: str) -> Path:
+    """Copy a trained checkpoint into the package under ``name``; returns the card path.
+
+    Raises:
+        ValueError: unknown name, or a checkpoint without held-out metrics.
+    """
+    key = canonical_name(name)
+    model, card = load_checkpoint(run_checkpoint)
+    metrics = card.get("metrics") or {}
+    if not metrics or "teacher" not in card:
+        raise ValueError(
+            f"{run_checkpoint} has no evaluation metrics or teacher in its card: only finished "
+            "training runs (`ase-distill train`) can be shipped."
+        )
+    teacher = card["teacher"]
+    data = card.get("training_data", {})
+    frames = data.get("frames", {})
+    card["name"] = key
+    card["description"] = STUDENTS[key]
+    card["provenance"] = (
+        f"Distilled from {teacher.get('name')} ({teacher.get('package', '')} "
+        f"{teacher.get('version', '')}) on {sum(frames.values())} teacher-labelled frames of "
+        f"{len(data.get('molecules') or [])} CHNO molecules; "
+        f"{len(data.get('holdout_molecules') or [])} molecules held out for testing."
+    )
+    if not str(teacher.get("name", "")).startswith("orb"):
+        card["provenance"] += " The teacher is not Orb (no Orb weights were used)."
+    return save_checkpoint(model, students_dir() / key, card)
+
+
+def main() -> int:
+    """CLI: ``python -m training.ship RUN_CHECKPOINT NAME``."""
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    path = ship(sys.argv[1], sys.argv[2])
+    print(f"shipped {sys.argv[2]} -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
