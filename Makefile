@@ -38,8 +38,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ase_distill training md_validation tests examples benchmarks
 
 bench: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest benchmarks -q --benchmark-only \
-		--benchmark-json=benchmarks/results/latest.json
+	OMP_NUM_THREADS=1 $(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only \
+		--benchmark-json=benchmarks/results/latest.json -o testpaths=benchmarks
+	$(PY) -m benchmarks.report benchmarks/results/latest.json
 
 students: $(STAMP)
 	OMP_NUM_THREADS=1 bash training/make_students.sh

@@ -14,7 +14,7 @@ from ase_distill.checkpoint import load_checkpoint, save_checkpoint
 from ase_distill.registry import STUDENTS, canonical_name, students_dir
 
 
-def ship(run_checkpoint: str | Path, name: str) -> Path:
+def ship(run_checkpoint: str | Path, name: str, note: str | None = None) -> Path:
     """Copy a trained checkpoint into the package under ``name``; returns the card path.
 
     Raises:
@@ -41,15 +41,17 @@ def ship(run_checkpoint: str | Path, name: str) -> Path:
     )
     if not str(teacher.get("name", "")).startswith("orb"):
         card["provenance"] += " The teacher is not Orb (no Orb weights were used)."
+    if note:
+        card.setdefault("training", {})["note"] = note
     return save_checkpoint(model, students_dir() / key, card)
 
 
 def main() -> int:
-    """CLI: ``python -m training.ship RUN_CHECKPOINT NAME``."""
-    if len(sys.argv) != 3:
+    """CLI: ``python -m training.ship RUN_CHECKPOINT NAME [NOTE]``."""
+    if len(sys.argv) not in (3, 4):
         print(__doc__)
         return 2
-    path = ship(sys.argv[1], sys.argv[2])
+    path = ship(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else None)
     print(f"shipped {sys.argv[2]} -> {path}")
     return 0
 

@@ -1,0 +1,89 @@
+"""Speed-up table and scaling plot from a pytest-benchmark JSON (``make bench`` writes one).
+
+python -m benchmarks.report benchmarks/results/latest.json
+"""
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def load(path):
+    data = json.loads(Path(path).read_text())
+    rows = {}
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        rows[(info["calculator"], b["group"])] = {
+            "median_s": b["stats"]["median"],
+            "n_atoms": info["n_atoms"],
+            "peak_rss_mb": info.get("peak_rss_mb"),
+        }
+    return data, rows
+
+
+def speedups(rows):
+    out = {}
+    groups = sorted({g for _, g in rows})
+    students = sorted({c for c, _ in rows if c.startswith("student-")})
+    teachers = sorted({c for c, _ in rows if not c.startswith(("student-", "floor", "tiny-"))})
+    for g in groups:
+        for s in students:
+            if (s, g) not in rows:
+                continue
+            entry = {"student_ms": rows[(s, g)]["median_s"] * 1e3}
+            for t in teachers:
+                if (t, g) in rows:
+                    entry[f"vs {t}"] = rows[(t, g)]["median_s"] / rows[(s, g)]["median_s"]
+            if ("floor", g) in rows:
+                entry["x floor"] = rows[(s, g)]["median_s"] / rows[("floor", g)]["median_s"]
+            out.setdefault(g, {})[s] = entry
+    return out
+
+
+def plot(rows, path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    for calc in sorted({c for c, _ in rows if not c.startswith("tiny-")}):
+        pts = sorted(
+            (v["n_atoms"], v["median_s"])
+            for (c, g), v in rows.items()
+            if c == calc and g.startswith("water-box")
+        )
+        if pts:
+            x, y = np.array(pts).T
+            ax.loglog(x, y * 1e3, "o-", label=calc)
+    ax.set_xlabel("atoms (periodic water box)")
+    ax.set_ylabel("energy+forces call (ms)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    src = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/latest.json")
+    data, rows = load(src)
+    table = speedups(rows)
+    out = {
+        "source": src.name,
+        "machine": data.get("machine_info", {})
+        .get("cpu", {})
+        .get("brand_raw", platform.processor()),
+        "speedups": table,
+        "times_ms": {f"{c} | {g}": v["median_s"] * 1e3 for (c, g), v in rows.items()},
+    }
+    res = src.parent
+    (res / "speedups.json").write_text(json.dumps(out, indent=2))
+    plot(rows, res / "scaling.png")
+    for g, by in table.items():
+        for s, e in by.items():
+            print(g, s, {k: round(v, 2) for k, v in e.items()})
+    print(f"wrote {res / 'speedups.json'} and {res / 'scaling.png'}")
+
+
+if __name__ == "__main__":
+    main()
