@@ -140,19 +140,7 @@ class DistilledCalculator(Calculator):
             )
         g = atoms_to_graph(atoms, self.cutoff, self.species, dtype=self.dtype, device=self.device)
         with torch.enable_grad():
-            out = self.potential(
-                g.positions,
-                g.numbers,
-                g.cell,
-                g.batch,
-                g.edge_index,
-                g.edge_shift,
-                g.offsets,
-                g.n_structures,
-                True,
-                want_stress,
-                False,
-            )
+            out = self.potential(*g.model_inputs(), g.n_structures, True, want_stress, False)
         energy = float(out["energy"].detach().sum())
         self.results["energy"] = energy
         self.results["free_energy"] = energy

@@ -44,6 +44,21 @@ class AtomsGraph:
         """Total number of atoms in the batch."""
         return int(self.positions.shape[0])
 
+    def model_inputs(self) -> tuple[torch.Tensor, ...]:
+        """Positional tensor inputs of ``StudentModel.atomic_energies`` / ``ConservativePotential``.
+
+        Order: positions, numbers, cell, batch, edge_index, edge_shift, offsets.
+        """
+        return (
+            self.positions,
+            self.numbers,
+            self.cell,
+            self.batch,
+            self.edge_index,
+            self.edge_shift,
+            self.offsets,
+        )
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         """Copy to ``device``; floating tensors are cast to ``dtype``."""
         out = {}

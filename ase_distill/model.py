@@ -272,15 +272,7 @@ class StudentModel(nn.Module):
     @torch.jit.unused
     def forward(self, graph: AtomsGraph) -> torch.Tensor:
         """Per-atom energies of a batched graph."""
-        return self.atomic_energies(
-            graph.positions,
-            graph.numbers,
-            graph.cell,
-            graph.batch,
-            graph.edge_index,
-            graph.edge_shift,
-            graph.offsets,
-        )
+        return self.atomic_energies(*graph.model_inputs())
 
 
 class ConservativePotential(nn.Module):
@@ -314,19 +306,7 @@ class ConservativePotential(nn.Module):
             ``energy (B,)``, ``energies (N,)`` and, when asked, ``forces (N, 3)`` in eV/A and
             ``stress (B, 3, 3)`` in eV/A^3 (ASE's sign convention).
         """
-        return self(
-            graph.positions,
-            graph.numbers,
-            graph.cell,
-            graph.batch,
-            graph.edge_index,
-            graph.edge_shift,
-            graph.offsets,
-            graph.n_structures,
-            forces,
-            stress,
-            create_graph,
-        )
+        return self(*graph.model_inputs(), graph.n_structures, forces, stress, create_graph)
 
     def forward(
         self,

@@ -110,16 +110,7 @@ def test_tiny_modes(benchmark, mode, sys_name, tmp_path):
     elif mode == "compile":
         pot = torch.compile(pot, dynamic=True)
     g = atoms_to_graph(system(sys_name), model.cutoff, model.species, dtype=torch.float32)
-    args = (
-        g.positions,
-        g.numbers,
-        g.cell,
-        g.batch,
-        g.edge_index,
-        g.edge_shift,
-        g.offsets,
-        g.n_structures,
-    )
+    args = (*g.model_inputs(), g.n_structures)
     pot(*args)
     pot(*args)
     benchmark.group = f"modes-{sys_name}"
