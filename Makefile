@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ase_distill training md_validation tests examples benchmarks
 
 bench: $(STAMP)
+	$(PIP) install -q -e ".[bench]" "$(TORCH_SPEC)"
 	OMP_NUM_THREADS=1 $(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only \
 		--benchmark-json=benchmarks/results/latest.json -o testpaths=benchmarks
 	$(PY) -m benchmarks.report benchmarks/results/latest.json

@@ -18,9 +18,15 @@ TEACHERS = {
     "orb-v3-conservative-inf": ("orb-v3-conservative-inf-omat", {"random_weights": True}),
     "orb-v3-direct-20": ("orb-v3-direct-20-omat", {"random_weights": True}),
     "gfn2-xtb": ("gfn2-xtb", {}),
+    "chgnet": ("chgnet", {"use_device": "cpu"}),
 }
 # largest system each teacher is run on (cost on 2 cores)
-TEACHER_MAX_ATOMS = {"orb-v3-conservative-inf": 1000, "orb-v3-direct-20": 1000, "gfn2-xtb": 100}
+TEACHER_MAX_ATOMS = {
+    "orb-v3-conservative-inf": 1000,
+    "orb-v3-direct-20": 1000,
+    "gfn2-xtb": 100,
+    "chgnet": 1000,
+}
 
 _cache = {}
 
@@ -76,6 +82,8 @@ def test_teacher(benchmark, teacher, sys_name):
     name, options = TEACHERS[teacher]
     if name.startswith("orb"):
         pytest.importorskip("orb_models")
+    if name == "chgnet":
+        pytest.importorskip("chgnet")
     benchmark.group = sys_name
     _run(benchmark, make_teacher(name, **options).calculator, atoms, teacher)
 

@@ -236,6 +236,9 @@ _ASE_CHEAP = {
     "emt": "ase.calculators.emt:EMT",
     "tip3p": "ase.calculators.tip3p:TIP3P",
     "lj": "ase.calculators.lj:LennardJones",
+    # other universal potentials whose weights ship in their wheels
+    "chgnet": "chgnet.model.dynamics:CHGNetCalculator",
+    "sevennet-0": "sevenn.calculator:SevenNetCalculator",
 }
 _XTB = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB", "ipea1-xtb": "IPEA1-xTB"}
 
