@@ -60,6 +60,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     teacher = make_teacher(args.teacher).calculator
     students = {s: _student(s) for s in args.student}
     for sname, atoms in structures:
+        teacher_runs: dict = {}  # the teacher's trajectories, shared by all students
         for student_name, calc in students.items():
             label = Path(student_name).stem
             out = Path(args.output) / f"{sname}_{label}"
@@ -73,6 +74,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                 args.teacher,
                 sname,
                 progress=not args.quiet,
+                teacher_cache=teacher_runs,
             )
             print(f"[{label} on {sname}] {m['verdict']}")
             print(f"  report: {out / 'report.md'}")

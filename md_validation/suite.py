@@ -120,8 +120,12 @@ def validate(
     teacher_name: str = "teacher",
     structure_name: str = "structure",
     progress: bool = True,
+    teacher_cache: dict[str, MDResult] | None = None,
 ) -> dict[str, Any]:
     """Run NVE and NVT for student and teacher from one start; write the report folder.
+
+    ``teacher_cache`` (a dict kept by the caller) lets several students of one structure share
+    the teacher's trajectories: same start, same velocities, same settings, same trajectory.
 
     Raises:
         ValidationAborted: a calculator raised mid-run (partial trajectory + metrics written).
@@ -192,7 +196,14 @@ def validate(
     }
     for kind, md in plans:
         for label, calc in calcs.items():
-            res = run_md(start, calc, md, f"{label} {kind}", out / f"{kind}_{label}.traj", progress)
+            shared = label == teacher_name and teacher_cache is not None
+            if shared and kind in teacher_cache:
+                res = teacher_cache[kind]
+            else:
+                traj = out / f"{kind}_{label}.traj"
+                res = run_md(start, calc, md, f"{label} {kind}", traj, progress)
+                if shared and not res.aborted:
+                    teacher_cache[kind] = res
             runs.setdefault(kind, {})[label] = res
             metrics["runs"].setdefault(kind, {})[label] = _series_metrics(res)
             if res.aborted:

@@ -184,3 +184,15 @@ def test_unknown_structure_name():
 
 def test_calculator_base_is_ase():
     assert issubclass(FailingCalc, Calculator)
+
+
+def test_teacher_trajectory_shared_between_students(cu13, tmp_path):
+    settings = ValidationSettings(nve_ps=0.02, nvt_ps=0.0, timestep_fs=1.0, interval=5)
+    cache = {}
+    teacher = FailingCalc(10_000)
+    validate(cu13, EMT(), teacher, settings, tmp_path / "a", "s1", "t", "cu13", False, cache)
+    calls = teacher.calls
+    validate(cu13, EMT(), teacher, settings, tmp_path / "b", "s2", "t", "cu13", False, cache)
+    # the second student only costs the teacher its relabelling calls, not a new trajectory
+    assert teacher.calls - calls <= 5
+    assert "nve" in cache
