@@ -71,9 +71,14 @@ def bond_lengths(atoms: Atoms, pairs: np.ndarray) -> np.ndarray:
     return np.linalg.norm(vec, axis=1)
 
 
-def n_fragments(atoms: Atoms, mult: float = 1.2) -> int:
-    """Number of connected components of the bond graph."""
-    p = bonds(atoms, mult)
+def n_fragments(atoms: Atoms, mult: float = 1.2, slack: float = BOND_DEVIATION_LIMIT) -> int:
+    """Connected components of the bond graph, with ``slack`` (A) added to every bond cutoff.
+
+    The slack matches the bond-deviation limit: a C-H bond vibrating to 1.3 A at 600 K is not a
+    fragmentation, an H atom 0.5 A beyond bonding distance is.
+    """
+    i, j = neighbor_list("ij", atoms, [c + slack / 2 for c in natural_cutoffs(atoms, mult=mult)])
+    p = np.stack([i[i < j], j[i < j]], axis=1)
     n = len(atoms)
     graph = csr_matrix((np.ones(len(p)), (p[:, 0], p[:, 1])), shape=(n, n))
     return int(connected_components(graph, directed=False)[0])

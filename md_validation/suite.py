@@ -279,7 +279,7 @@ def validate(
             pair: {label: float(np.mean(v)) for label, v in d.items()}
             for pair, d in bond_data.items()
         }
-    metrics["structure"] = structure_metrics
+    metrics["structure_metrics"] = structure_metrics
 
     if "nve" in runs and teacher_name in runs["nve"]:
         s, t = runs["nve"][student_name], runs["nve"][teacher_name]
@@ -322,8 +322,9 @@ def verdict(m: dict[str, Any], student: str) -> str:
         f"({'meets' if f['force_r2'] >= FIDELITY_GOAL_R2 else 'below'} the R2 "
         f"{FIDELITY_GOAL_R2} bar)."
     )
-    if "h_error" in m.get("structure", {}):
-        parts.append(f"Structure error h = {m['structure']['h_error']:.3f} vs the teacher.")
+    if "h_error" in m.get("structure_metrics", {}):
+        h = m["structure_metrics"]["h_error"]
+        parts.append(f"Structure error h = {h:.3f} vs the teacher.")
     if "speed" in m:
         parts.append(f"{m['speed']['speedup']:.1f}x the teacher's MD speed on this machine.")
     return " ".join(parts)

@@ -71,6 +71,13 @@ def test_stability_monitor_flags_broken_bond(cu13):
     broken = cu13.copy()
     broken.positions[0] += [0.8, 0, 0]
     assert "deviates" in mon.check(broken, -1.0)
+    from ase import Atoms
+
+    ch = Atoms("CH", positions=[[0, 0, 0], [1.09, 0, 0]])
+    stretched = Atoms("CH", positions=[[0, 0, 0], [1.35, 0, 0]])  # hot vibration, still bonded
+    gone = Atoms("CH", positions=[[0, 0, 0], [1.9, 0, 0]])
+    assert StabilityMonitor(ch).check(stretched, 0.0) is None
+    assert StabilityMonitor(ch).check(gone, 0.0) is not None
     nan = cu13.copy()
     nan.positions[1, 0] = np.nan
     assert "non-finite" in mon.check(nan, -1.0)
@@ -104,7 +111,8 @@ def test_teacher_as_its_own_student(cu13, tmp_path):
     assert (
         nve["emt-student"]["drift_mev_per_atom_per_ps"] == nve["emt"]["drift_mev_per_atom_per_ps"]
     )
-    assert m["structure"]["h_error"] == 0.0
+    assert m["structure_metrics"]["h_error"] == 0.0
+    assert m["structure"] == "cu13"
     for name in m["figures"].values():
         assert (tmp_path / name).stat().st_size > 10_000, name  # a rendered PNG
     assert set(m["figures"]) == {
@@ -127,7 +135,7 @@ def test_periodic_system_with_rdf_and_bussi(tmp_path):
         temperature_K=300, nve_ps=0.02, nvt_ps=0.02, timestep_fs=2.0, thermostat="bussi", interval=2
     )
     m = validate(crystal, EMT(), EMT(), settings, tmp_path, "a", "b", "cu-fcc", False)
-    assert m["structure"]["kind"] == "rdf"
+    assert m["structure_metrics"]["kind"] == "rdf"
     assert "thermostat" in m["runs"]["nvt"]["a"]
 
 
