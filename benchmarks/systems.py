@@ -34,5 +34,5 @@ SYSTEMS = {
     "water-cluster-99": lambda: water_box(33, periodic=False),
     "water-box-99": lambda: water_box(33),
     "water-box-999": lambda: water_box(333),
-    "water-box-9999": lambda: water_box(3333),
+    "water-box-2997": lambda: water_box(999),
 }
