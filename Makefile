@@ -39,9 +39,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PIP) install -q -e ".[bench]" "$(TORCH_SPEC)"
-	OMP_NUM_THREADS=1 $(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only \
-		--benchmark-json=benchmarks/results/latest.json -o testpaths=benchmarks
-	$(PY) -m benchmarks.report benchmarks/results/latest.json
+	PY=$(PY) bash benchmarks/run_all.sh
 
 students: $(STAMP)
 	OMP_NUM_THREADS=1 bash training/make_students.sh

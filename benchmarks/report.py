@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 
 
-def load(path):
-    data = json.loads(Path(path).read_text())
+def load(paths):
     rows = {}
-    for b in data["benchmarks"]:
+    data = {}
+    benches = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        benches += data["benchmarks"]
+    for b in benches:
         info = b["extra_info"]
         rows[(info["calculator"], b["group"])] = {
             "median_s": b["stats"]["median"],
@@ -65,8 +69,9 @@ def plot(rows, path):
 
 
 def main():
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/latest.json")
-    data, rows = load(src)
+    paths = [Path(p) for p in sys.argv[1:]] or sorted(Path("benchmarks/results").glob("run-*.json"))
+    src = paths[0]
+    data, rows = load(paths)
     table = speedups(rows)
     out = {
         "source": src.name,

@@ -22,7 +22,7 @@ TEACHERS = {
 }
 # largest system each teacher is run on (cost on 2 cores)
 TEACHER_MAX_ATOMS = {
-    "orb-v3-conservative-inf": 1000,
+    "orb-v3-conservative-inf": 100,  # 999 atoms: killed for memory (24 GB machine)
     "orb-v3-direct-20": 1000,
     "gfn2-xtb": 100,
     "chgnet": 1000,
@@ -84,6 +84,8 @@ def test_teacher(benchmark, teacher, sys_name):
         pytest.importorskip("orb_models")
     if name == "chgnet":
         pytest.importorskip("chgnet")
+        if not atoms.pbc.all():
+            pytest.skip("CHGNet needs a periodic cell (pymatgen Structure): singular cell here")
     benchmark.group = sys_name
     _run(benchmark, make_teacher(name, **options).calculator, atoms, teacher)
 
