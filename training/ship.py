@@ -13,7 +13,6 @@ from pathlib import Path
 from ase_distill.checkpoint import load_checkpoint, save_checkpoint
 from ase_distill.registry import STUDENTS, canonical_name, students_dir
 
-
 #: Targets on held-out molecules, teacher MD at 300-600 K (the distillation issue); the seed
 #: reached force R2 0.9958 / 0.3787 / 0.1499 and 9.6 / 48.6 / 82.3 degrees.
 TARGETS = {
