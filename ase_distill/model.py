@@ -151,17 +151,30 @@ class PaiNNMessage(nn.Module):
         s: torch.Tensor,
         v: torch.Tensor,
         edge_index: torch.Tensor,
-        rbf: torch.Tensor,
-        fcut: torch.Tensor,
+        filt: torch.Tensor,
         unit: torch.Tensor,
         offsets: Optional[torch.Tensor],  # noqa: UP045 (TorchScript)
+        v_is_zero: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add aggregated messages to scalar ``s (N, F)`` and vector ``v (N, 3, F)``."""
+        """Add aggregated messages to scalar ``s (N, F)`` and vector ``v (N, 3, F)``.
+
+        Args:
+            s: scalar features ``(N, F)``.
+            v: vector features ``(N, 3, F)``.
+            edge_index: ``(2, E)`` receivers and senders, sorted by receiver.
+            filt: ``(E, 3F)`` radial filter ``filter(rbf) * fcut`` of this block (computed for
+                all blocks at once by :meth:`StudentModel.atomic_energies`: one matmul).
+            unit: ``(E, 3)`` unit vectors from receiver to sender.
+            offsets: CSR row pointer of the receivers (or ``None``).
+            v_is_zero: ``v`` is known to be zero (first block): skip its message term.
+        """
         n, f = s.shape
         i, j = edge_index[0], edge_index[1]
-        x = self.phi(s)[j] * (self.filter(rbf) * fcut[:, None])
+        x = self.phi(s).index_select(0, j) * filt
         ds, dvv, dvs = torch.split(x, f, dim=1)
-        dv = v[j] * dvv[:, None, :] + dvs[:, None, :] * unit[:, :, None]
+        dv = dvs[:, None, :] * unit[:, :, None]
+        if not v_is_zero:
+            dv = torch.addcmul(dv, v.index_select(0, j), dvv[:, None, :])
         s = s + segment_sum(ds, i, n, offsets)
         v = v + segment_sum(dv.reshape(-1, 3 * f), i, n, offsets).reshape(n, 3, f)
         return s, v
@@ -214,6 +227,7 @@ class StudentModel(nn.Module):
         super().__init__()
         self.config = config
         self.cutoff_radius = float(config.cutoff)
+        self.features = int(config.features)
         f = config.features
         self.embedding = Embedding(config.species, f)
         self.radial = BesselBasis(config.cutoff, config.radial_basis)
@@ -260,12 +274,16 @@ class StudentModel(nn.Module):
         vec = positions[j] - positions[i] + shift
         r = torch.sqrt((vec * vec).sum(dim=1))
         unit = vec / r[:, None]
+        # The radial filters of all blocks in one matmul (same parameters as one Linear each).
+        weight = torch.cat([m.filter.weight for m in self.messages], dim=0)
+        bias = torch.cat([m.filter.bias for m in self.messages], dim=0)
         rbf = self.radial(r)
         fcut = cosine_cutoff(r, self.cutoff_radius)
+        filters = (torch.addmm(bias, rbf, weight.t()) * fcut[:, None]).split(3 * self.features, 1)
         s = self.embedding.forward(numbers).to(positions.dtype)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
-        for message, update in zip(self.messages, self.updates):
-            s, v = message(s, v, edge_index, rbf, fcut, unit, offsets)
+        for k, (message, update) in enumerate(zip(self.messages, self.updates)):
+            s, v = message(s, v, edge_index, filters[k], unit, offsets, k == 0)
             s, v = update(s, v)
         return self.readout(s, self.embedding.z_to_index[numbers])
 
@@ -338,7 +356,13 @@ class ConservativePotential(nn.Module):
         energies = self.model.atomic_energies(
             used_positions, numbers, used_cell, batch, edge_index, edge_shift, offsets
         )
-        energy = segment_sum(energies, batch, n_structures)
+        if n_structures == 1:
+            # One structure (every calculator call): a plain sum. Also avoids a torch 2.13
+            # inductor CPU codegen failure (vectorised scatter into a 1-element output) under
+            # DistilledCalculator(compile=True).
+            energy = energies.sum().reshape(1)
+        else:
+            energy = segment_sum(energies, batch, n_structures)
         out: dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
         if compute_forces or compute_stress:
             inputs = [positions]

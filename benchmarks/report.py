@@ -23,7 +23,7 @@ def load(paths):
         rows[(info["calculator"], b["group"])] = {
             "median_s": b["stats"]["median"],
             "n_atoms": info["n_atoms"],
-            "peak_rss_mb": info.get("peak_rss_mb"),
+            "call_peak_extra_mb": info.get("call_peak_extra_mb"),
         }
     return data, rows
 
@@ -41,9 +41,28 @@ def speedups(rows):
             for t in teachers:
                 if (t, g) in rows:
                     entry[f"vs {t}"] = rows[(t, g)]["median_s"] / rows[(s, g)]["median_s"]
-            if ("floor", g) in rows:
-                entry["x floor"] = rows[(s, g)]["median_s"] / rows[("floor", g)]["median_s"]
+            for floor in ("floor", "floor-graph"):
+                if (floor, g) in rows:
+                    entry[f"x {floor}"] = rows[(s, g)]["median_s"] / rows[(floor, g)]["median_s"]
             out.setdefault(g, {})[s] = entry
+    return out
+
+
+def scaling_exponents(rows, min_atoms=300):
+    """Slope of log(time) vs log(atoms) over the water boxes with >= ``min_atoms`` (1 = linear)."""
+    out = {}
+    for calc in sorted({c for c, _ in rows}):
+        pts = sorted(
+            (v["n_atoms"], v["median_s"])
+            for (c, g), v in rows.items()
+            if c == calc and g.startswith("water-box") and v["n_atoms"] >= min_atoms
+        )
+        if len(pts) >= 2:
+            x, y = np.log(np.array(pts)).T
+            out[calc] = {
+                "exponent": float(np.polyfit(x, y, 1)[0]),
+                "atoms": [int(round(np.exp(a))) for a in x],
+            }
     return out
 
 
@@ -60,10 +79,12 @@ def plot(rows, path):
         )
         if pts:
             x, y = np.array(pts).T
-            ax.loglog(x, y * 1e3, "o-", label=calc)
+            style = "--" if calc.endswith("-compiled") else ":" if calc.startswith("floor") else "-"
+            ax.loglog(x, y * 1e3, marker="o", ls=style, label=calc)
     ax.set_xlabel("atoms (periodic water box)")
     ax.set_ylabel("energy+forces call (ms)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("energy+forces per call, 1 CPU thread (dashed: torch.compile)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -79,7 +100,13 @@ def main():
         .get("cpu", {})
         .get("brand_raw", platform.processor()),
         "speedups": table,
+        "scaling_exponent_water_boxes_300_plus": scaling_exponents(rows),
         "times_ms": {f"{c} | {g}": v["median_s"] * 1e3 for (c, g), v in rows.items()},
+        "call_peak_extra_mb": {
+            f"{c} | {g}": v["call_peak_extra_mb"]
+            for (c, g), v in rows.items()
+            if v["call_peak_extra_mb"] is not None
+        },
     }
     res = src.parent
     (res / "speedups.json").write_text(json.dumps(out, indent=2))
@@ -87,6 +114,8 @@ def main():
     for g, by in table.items():
         for s, e in by.items():
             print(g, s, {k: round(v, 2) for k, v in e.items()})
+    for c, e in out["scaling_exponent_water_boxes_300_plus"].items():
+        print(f"scaling exponent {c}: {e['exponent']:.2f} over {e['atoms']} atoms")
     print(f"wrote {res / 'speedups.json'} and {res / 'scaling.png'}")
 
 

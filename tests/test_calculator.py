@@ -64,6 +64,27 @@ def test_float32_close_to_float64(model):
     assert np.abs(f64 - f32).max() < 1e-4  # fp32 rounding on O(1) eV/A forces
 
 
+def test_compiled_equals_eager(model):
+    """``compile=True`` gives the eager results, across atom counts and with stress (one compile)."""
+    eager = DistilledCalculator(model)
+    compiled = DistilledCalculator(model, compile=True)
+    for atoms in (molecule("CH3CH2OH"), molecule("C6H6"), bulk("Cu", "fcc", a=3.7) * (2, 1, 1)):
+        atoms.rattle(0.05, seed=2)
+        props = ["energy", "forces"] + (["stress"] if atoms.pbc.all() else [])
+        eager.calculate(atoms, props)
+        compiled.calculate(atoms, props)
+        for key in props:  # float64: only summation order may differ
+            np.testing.assert_allclose(compiled.results[key], eager.results[key], atol=1e-10)
+
+
+def test_compile_rejects_torchscript(model, tmp_path):
+    from ase_distill import ConservativePotential
+
+    scripted = torch.jit.script(ConservativePotential(model))
+    with pytest.raises(ValueError, match="eager student"):
+        DistilledCalculator(scripted, card={"architecture": model.config.to_dict()}, compile=True)
+
+
 def test_from_checkpoint_roundtrip_bit_exact(model, tmp_path):
     save_checkpoint(model, tmp_path / "student", {"teacher": {"name": "test"}})
     loaded = DistilledCalculator.from_checkpoint(tmp_path / "student.pt")
