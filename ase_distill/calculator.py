@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_distill.checkpoint import load_checkpoint
 from ase_distill.graph import atoms_to_graph
-from ase_distill.model import ConservativePotential, StudentModel
+from ase_distill.model import ConservativePotential, StudentModel, functional_evaluate
 from ase_distill.registry import load_student
 
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
@@ -43,9 +44,10 @@ class DistilledCalculator(Calculator):
         device: torch device to evaluate on.
         dtype: floating precision of the evaluation; float64 (default) keeps NVE energy
             conservation at the level of the model, float32 is faster.
-        compile: run the student through ``torch.compile`` (dynamic shapes, so changing atom and
-            edge counts do not recompile). 2-3.5x faster on CPU (see ``benchmarks/``) after a
-            one-off compilation of ~0.5-1 min on first use; needs a C++ compiler. Off by default.
+        compile: evaluate through ``torch.compile`` of the functional energy/forces/stress
+            (:func:`~ase_distill.model.functional_evaluate`; dynamic shapes, so changing atom
+            and edge counts do not recompile). Faster on CPU (``benchmarks/``) after a one-off
+            compilation of 10-60 s per dtype and stress setting; needs a C++ compiler.
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator`.
 
     """
@@ -90,10 +92,13 @@ class DistilledCalculator(Calculator):
                 "for a file use DistilledCalculator.from_checkpoint(path)."
             )
         self.compiled = bool(compile)
+        self._compiled_fn = None
         if self.compiled:
             if self.model is None:
                 raise ValueError("compile=True needs an eager student, not a TorchScript file.")
-            self.potential = torch.compile(self.potential, dynamic=True)
+            self._compiled_fn = torch.compile(
+                functools.partial(functional_evaluate, self.model), dynamic=True
+            )
 
     @classmethod
     def from_name(cls, name: str, **kwargs: Any) -> DistilledCalculator:
@@ -148,8 +153,11 @@ class DistilledCalculator(Calculator):
                 "cell); this structure is not fully periodic."
             )
         g = atoms_to_graph(atoms, self.cutoff, self.species, dtype=self.dtype, device=self.device)
-        with torch.enable_grad():
-            out = self.potential(*g.model_inputs(), g.n_structures, True, want_stress, False)
+        if self._compiled_fn is not None:
+            out = self._compiled_fn(*g.model_inputs(), want_stress)
+        else:
+            with torch.enable_grad():
+                out = self.potential(*g.model_inputs(), g.n_structures, True, want_stress, False)
         energy = float(out["energy"].detach().sum())
         self.results["energy"] = energy
         self.results["free_energy"] = energy
