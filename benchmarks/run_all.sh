@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run the CPU benchmarks group by group (one JSON each: a group that runs out of memory loses
-# only itself), then write speedups.json and scaling.png. Used by `make bench`.
+# only itself; the last group changes the process's allocator), then write speedups.json and
+# scaling.png. Used by `make bench`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
 mkdir -p benchmarks/results
 for group in "test_student" "test_floor" "test_teacher and gfn2" "test_teacher and direct" \
-             "test_teacher and conservative" "test_teacher and chgnet" "test_tiny_modes"; do
+             "test_teacher and conservative" "test_teacher and chgnet" "test_tiny_modes" \
+             "test_reused_memory_student"; do
   name=$(echo "$group" | tr ' ' '_')
   $PY -m pytest benchmarks/test_speed.py -q -p no:cacheprovider -p no:warnings --benchmark-only \
     -o testpaths=benchmarks -k "$group" --benchmark-json="benchmarks/results/run-$name.json" \

@@ -189,3 +189,21 @@ def test_tiny_modes(benchmark, mode, sys_name, tmp_path):
     benchmark.group = f"modes-{sys_name}"
     benchmark.pedantic(lambda: pot(*args), rounds=_rounds(g.n_atoms) * 2, iterations=1)
     benchmark.extra_info.update({"calculator": f"tiny-{mode}", "n_atoms": g.n_atoms})
+
+
+@pytest.mark.parametrize("sys_name", list(SYSTEMS))
+@pytest.mark.parametrize("student", STUDENTS)
+def test_reused_memory_student(benchmark, student, sys_name):
+    """Eager students after ``ase_distill.tuning.reuse_freed_memory()`` (process-wide, opt-in).
+
+    ``benchmarks/run_all.sh`` runs this group in its own process, after the others.
+    """
+    from ase_distill import DistilledCalculator
+    from ase_distill.tuning import reuse_freed_memory
+
+    if not reuse_freed_memory():
+        pytest.skip("needs glibc")
+    atoms = system(sys_name)
+    benchmark.group = sys_name
+    calc = DistilledCalculator(student, dtype=torch.float32)
+    _run(benchmark, calc, atoms, f"student-{student}-reused-memory")

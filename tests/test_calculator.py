@@ -65,7 +65,7 @@ def test_float32_close_to_float64(model):
 
 
 def test_compiled_equals_eager(model):
-    """``compile=True`` gives the eager results, across atom counts and with stress (one compile)."""
+    """``compile=True`` gives the eager results, across atom counts and with stress."""
     eager = DistilledCalculator(model)
     compiled = DistilledCalculator(model, compile=True)
     for atoms in (molecule("CH3CH2OH"), molecule("C6H6"), bulk("Cu", "fcc", a=3.7) * (2, 1, 1)):
@@ -147,3 +147,17 @@ def test_double_backward_for_force_training():
     grads = [p.grad for p in m.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_reuse_freed_memory_is_opt_in(model):
+    """The opt-in allocator call applies on glibc (in a subprocess: this process keeps its own)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ase_distill, ase_distill.tuning as t; from ase.build import molecule;"
+        "a = molecule('CH4'); a.calc = ase_distill.DistilledCalculator('tiny'); a.get_forces();"
+        "print(t.reuse_freed_memory())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
