@@ -39,7 +39,7 @@ def profile_system(student: str, name: str) -> str:
     build = _ms(lambda: atoms_to_graph(atoms, calc.cutoff, calc.species, dtype=torch.float32), n)
     net = _ms(lambda: calc.potential(*args), n)
     with torch.no_grad():
-        fwd = _ms(lambda: calc.potential(*args[:-3], graph.n_structures, False, False, False), n)
+        fwd = _ms(lambda: calc.potential(*args[:-3], False, False, False), n)
     with profile() as prof:
         calc.potential(*args)
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
@@ -48,7 +48,7 @@ def profile_system(student: str, name: str) -> str:
         f"## {student} on {name}: {len(atoms)} atoms, {graph.edge_index.shape[1]} edges\n"
         f"calculator call {whole:.2f} ms = graph building {build:.2f} ms + network "
         f"forward+backward {net:.2f} ms (forward alone {fwd:.2f} ms) + ASE/result handling\n"
-        f"aten operator calls per forward+backward: {n_ops}\n\n{table}\n"
+        f"aten operator calls per forward+backward (nested calls included): {n_ops}\n\n{table}\n"
     )
 
 
