@@ -66,12 +66,23 @@ def scaling_exponents(rows, min_atoms=300):
     return out
 
 
+def _base(calc, suffixes):
+    for suf in suffixes:
+        if calc.endswith(suf):
+            return calc[: -len(suf)]
+    return calc
+
+
 def plot(rows, path):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.subplots()
-    for calc in sorted({c for c, _ in rows if not c.startswith("tiny-")}):
+    calcs = sorted({c for c, _ in rows if not c.startswith("tiny-")})
+    suffixes = {"-compiled": "--", "-reused-memory": "-."}
+    bases = sorted({_base(c, suffixes) for c in calcs})
+    colors = {b: f"C{k % 10}" for k, b in enumerate(bases)}
+    for calc in calcs:
         pts = sorted(
             (v["n_atoms"], v["median_s"])
             for (c, g), v in rows.items()
@@ -79,12 +90,23 @@ def plot(rows, path):
         )
         if pts:
             x, y = np.array(pts).T
-            style = "--" if calc.endswith("-compiled") else ":" if calc.startswith("floor") else "-"
-            ax.loglog(x, y * 1e3, marker="o", ls=style, label=calc)
+            style = next((ls for suf, ls in suffixes.items() if calc.endswith(suf)), "-")
+            style = ":" if calc.startswith("floor") else style
+            ax.loglog(
+                x,
+                y * 1e3,
+                marker="o",
+                ms=3,
+                ls=style,
+                color=colors[_base(calc, suffixes)],
+                label=calc,
+            )
     ax.set_xlabel("atoms (periodic water box)")
     ax.set_ylabel("energy+forces call (ms)")
     ax.legend(fontsize=6, ncol=2)
-    ax.set_title("energy+forces per call, 1 CPU thread (dashed: torch.compile)", fontsize=8)
+    ax.set_title(
+        "energy+forces per call, 1 CPU thread (-- compile=True, -. reuse_freed_memory)", fontsize=8
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
