@@ -293,6 +293,18 @@ class StudentModel(nn.Module):
         return self.atomic_energies(*graph.model_inputs())
 
 
+def apply_strain(
+    positions: torch.Tensor, cell: torch.Tensor, strain: torch.Tensor, batch: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions and cells deformed by the symmetric part of ``strain (B, 3, 3)``.
+
+    The stress is ``dE/d(strain) / V`` at ``strain = 0``.
+    """
+    sym = 0.5 * (strain + strain.transpose(1, 2))
+    strained_positions = positions + torch.einsum("nk,nkl->nl", positions, sym[batch])
+    return strained_positions, cell + torch.bmm(cell, sym)
+
+
 class ConservativePotential(nn.Module):
     """Energy, forces ``-dE/dr`` and stress ``(1/V) dE/d(strain)`` of a student by autograd.
 
@@ -347,9 +359,7 @@ class ConservativePotential(nn.Module):
         strain = torch.zeros_like(cell)
         if compute_stress:
             strain.requires_grad_(True)
-            sym = 0.5 * (strain + strain.transpose(1, 2))
-            used_positions = positions + torch.einsum("nk,nkl->nl", positions, sym[batch])
-            used_cell = cell + torch.bmm(cell, sym)
+            used_positions, used_cell = apply_strain(positions, cell, strain, batch)
         else:
             used_positions = positions
             used_cell = cell
@@ -358,8 +368,8 @@ class ConservativePotential(nn.Module):
         )
         if n_structures == 1:
             # One structure (every calculator call): a plain sum. Also avoids a torch 2.13
-            # inductor CPU codegen failure (vectorised scatter into a 1-element output) under
-            # DistilledCalculator(compile=True).
+            # inductor CPU codegen failure (vectorised scatter into a 1-element output) when
+            # this module is torch.compile'd.
             energy = energies.sum().reshape(1)
         else:
             energy = segment_sum(energies, batch, n_structures)
@@ -402,9 +412,7 @@ def functional_evaluate(
     """
 
     def energy(p: torch.Tensor, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sym = 0.5 * (strain + strain.transpose(1, 2))
-        used_positions = p + torch.einsum("nk,nkl->nl", p, sym[batch])
-        used_cell = cell + torch.bmm(cell, sym)
+        used_positions, used_cell = apply_strain(p, cell, strain, batch)
         energies = model.atomic_energies(
             used_positions, numbers, used_cell, batch, edge_index, edge_shift, offsets
         )
