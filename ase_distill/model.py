@@ -372,7 +372,9 @@ class ConservativePotential(nn.Module):
             # this module is torch.compile'd.
             energy = energies.sum().reshape(1)
         else:
-            energy = segment_sum(energies, batch, n_structures)
+            # Atoms -> structures is no message sum and has no CSR offsets: always torch (a
+            # forced "cuda" backend would refuse it; found on the first GPU run).
+            energy = segment_sum(energies, batch, n_structures, None, "torch")
         out: dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
         if compute_forces or compute_stress:
             inputs = [positions]

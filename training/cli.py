@@ -55,7 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.config import load_config
     from training.train import train
 
-    overrides = _overrides(args, "train", ["dataset", "output", "size", "epochs", "threads"])
+    names = ["dataset", "output", "size", "epochs", "threads", "device"]
+    overrides = _overrides(args, "train", names)
     config = load_config(args.config, overrides).train
     summary = train(config, resume=args.resume, progress=not args.quiet)
     for split, m in summary["metrics"].items():
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--size", choices=["original", "tiny", "ultra-tiny"])
     t.add_argument("--epochs", type=int)
     t.add_argument("--threads", type=int, help="torch CPU threads (0: torch's default)")
+    t.add_argument("--device", help="torch device to train on: cpu (default), cuda, cuda:1")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
     t.set_defaults(func=cmd_train)
 

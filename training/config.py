@@ -96,6 +96,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0
     max_force: float = 0.0
     name: str = ""
+    device: str = "cpu"
 
 
 @dataclass

@@ -153,13 +153,14 @@ def _loss(model, graph, targets, config: TrainConfig, create_graph: bool):
 def predict(
     model: StudentModel, frames: list[Frame], batch_size: int = 32
 ) -> dict[str, np.ndarray]:
-    """Energies and forces of ``frames`` (float64 evaluation)."""
+    """Energies and forces of ``frames`` (float64 evaluation on the model's device)."""
+    device = next(model.parameters()).device
     energies, forces = [], []
     for k in range(0, len(frames), batch_size):
         graph, _ = collate(frames[k : k + batch_size], torch.float64)
-        out = ConservativePotential(model).evaluate(graph, forces=True)
-        energies.append(out["energy"].detach().numpy())
-        forces.append(out["forces"].detach().numpy())
+        out = ConservativePotential(model).evaluate(graph.to(device), forces=True)
+        energies.append(out["energy"].detach().cpu().numpy())
+        forces.append(out["forces"].detach().cpu().numpy())
     return {"energy": np.concatenate(energies), "forces": np.concatenate(forces)}
 
 
@@ -180,7 +181,7 @@ def evaluate_frames(model: StudentModel, frames: list[Frame]) -> dict[str, Any]:
 def _copy_double(model: StudentModel) -> StudentModel:
     copy = StudentModel(model.config)
     copy.load_state_dict(model.state_dict())
-    return copy.double().eval()
+    return copy.double().to(next(model.parameters()).device).eval()
 
 
 class EMA:
@@ -203,7 +204,7 @@ class EMA:
         """A new model holding the averaged weights."""
         m = StudentModel(like.config)
         m.load_state_dict(self.state)
-        return m
+        return m.to(next(like.parameters()).device)
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
@@ -246,6 +247,8 @@ def train(
     model = StudentModel(arch)
     reference, scale = fit_energy_reference(train_frames, arch.species)
     model.set_energy_reference(reference, scale)
+    device = torch.device(config.device)
+    model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -255,7 +258,7 @@ def train(
     if resume:
         if not last_path.is_file():
             raise ValueError(f"Cannot resume: {last_path} does not exist; start without --resume.")
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        state = torch.load(last_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         ema.state = state["ema"]
@@ -293,6 +296,8 @@ def train(
         )
         for idx in bar:
             graph, targets = collate([train_frames[i] for i in idx], torch.float32)
+            graph = graph.to(device)
+            targets = {k: v.to(device) for k, v in targets.items()}
             loss, _ = _loss(model, graph, targets, config, create_graph=True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -342,6 +347,16 @@ def train(
     return finish(config, by_split, arch, history, seconds, stopped_early)
 
 
+def hardware(device: str) -> str:
+    """Where training ran, for the model card (GPU name or CPU and thread count)."""
+    if torch.device(device).type == "cuda":
+        return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
+    return (
+        f"{platform.machine()} {platform.processor() or ''} CPU, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+
+
 def finish(config, by_split, arch, history, seconds, stopped_early) -> dict[str, Any]:
     """Evaluate the best model on test splits and write its model card."""
     from ase_distill.checkpoint import load_checkpoint
@@ -377,8 +392,7 @@ def finish(config, by_split, arch, history, seconds, stopped_early) -> dict[str,
             "epochs_run": len(history),
             "stopped_early": stopped_early,
             "seconds": round(seconds, 1),
-            "hardware": f"{platform.machine()} {platform.processor() or ''} CPU, "
-            f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+            "hardware": hardware(config.device),
         },
         "metrics": metrics,
     }

@@ -135,4 +135,6 @@ def segment_sum_csr(
         )
     if validate:
         check_offsets(offsets, src.shape[0])
+    if src.shape[0] == 0:  # no edges (isolated atoms): zeros, still connected to src's graph
+        return src.new_zeros((num_segments,) + tuple(src.shape[1:])) + src.sum(0)
     return SegmentSumCSR.apply(src, index, offsets)

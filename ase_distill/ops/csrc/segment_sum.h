@@ -8,6 +8,11 @@
 #include <cstdint>
 
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+#if defined(__CUDACC__)
 #define ASE_DISTILL_HD __host__ __device__ __forceinline__
 #else
 #define ASE_DISTILL_HD inline
@@ -51,6 +56,33 @@ ASE_DISTILL_HD bool thread_target(int64_t block_x, int64_t block_y, int64_t thre
   return *seg < num_segments && *feature < width;
 }
 
+// Conversions between a stored type T and its accumulator Acc. torch builds extensions with
+// __CUDA_NO_HALF_CONVERSIONS__ / __CUDA_NO_BFLOAT16_CONVERSIONS__, which remove the implicit
+// casts of __half and __nv_bfloat16, so those go through the explicit intrinsics.
+template <typename Acc, typename T>
+struct Convert {
+  static ASE_DISTILL_HD Acc to_acc(T x) { return static_cast<Acc>(x); }
+  static ASE_DISTILL_HD T from_acc(Acc x) { return static_cast<T>(x); }
+};
+
+#if defined(__CUDACC__)
+template <>
+struct Convert<float, __half> {
+  static __host__ __device__ __forceinline__ float to_acc(__half x) { return __half2float(x); }
+  static __host__ __device__ __forceinline__ __half from_acc(float x) { return __float2half(x); }
+};
+
+template <>
+struct Convert<float, __nv_bfloat16> {
+  static __host__ __device__ __forceinline__ float to_acc(__nv_bfloat16 x) {
+    return __bfloat162float(x);
+  }
+  static __host__ __device__ __forceinline__ __nv_bfloat16 from_acc(float x) {
+    return __float2bfloat16(x);
+  }
+};
+#endif
+
 // Deterministic sum of column `feature` over the rows of one segment, in edge order, with an
 // accumulator type Acc (float for half / bfloat16 / float, double for double).
 template <typename T, typename Acc>
@@ -58,7 +90,7 @@ ASE_DISTILL_HD Acc segment_reduce(const T* src, int64_t width, SegmentRange rang
                                   int64_t feature) {
   Acc acc = Acc(0);
   for (int64_t e = range.begin; e < range.end; ++e) {
-    acc += static_cast<Acc>(src[e * width + feature]);
+    acc += Convert<Acc, T>::to_acc(src[e * width + feature]);
   }
   return acc;
 }

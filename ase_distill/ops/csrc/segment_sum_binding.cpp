@@ -24,13 +24,17 @@ torch::Tensor segment_sum_csr(torch::Tensor src, torch::Tensor offsets, int64_t 
   TORCH_CHECK(offsets.scalar_type() == torch::kLong && offsets.dim() == 1 && offsets.numel() >= 1,
               "segment_sum_csr: offsets must be a 1-D int64 CSR row pointer");
   TORCH_CHECK(src.dim() >= 1, "segment_sum_csr: src needs an edge dimension");
-  auto src2 = src.contiguous().reshape({src.size(0), -1});
+  // The row width is the product of the trailing sizes; reshape({E, -1}) cannot infer it when
+  // E == 0 (a graph without edges), so it is computed, and an empty src gives zeros.
+  int64_t width = 1;
+  for (int64_t d = 1; d < src.dim(); ++d) width *= src.size(d);
+  auto src2 = src.contiguous().reshape({src.size(0), width});
   auto off = offsets.contiguous();
   const int64_t num_segments = off.numel() - 1;
-  const int64_t width = src2.size(1);
   auto sizes = src.sizes().vec();
   sizes[0] = num_segments;
   auto out = torch::empty({num_segments, width}, src2.options());
+  if (src2.size(0) == 0 || width == 0) return out.zero_().reshape(sizes);
   cudaStream_t stream = reinterpret_cast<cudaStream_t>(stream_handle);
   cudaError_t err = cudaSuccess;
   const int64_t* o = off.data_ptr<int64_t>();

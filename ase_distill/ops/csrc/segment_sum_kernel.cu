@@ -23,7 +23,7 @@ __global__ void segment_sum_csr_kernel(const T* __restrict__ src,
     return;
   }
   const Acc acc = segment_reduce<T, Acc>(src, width, segment_range(offsets, seg), feature);
-  out[seg * width + feature] = static_cast<T>(acc);
+  out[seg * width + feature] = Convert<Acc, T>::from_acc(acc);
 }
 
 template <typename T, typename Acc>
