@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint students validate clean help
+.PHONY: demo test bench lint students install clean help
 
 help:
 	@echo "make demo     - install and run MD with the shipped 'tiny' student (+ validation report)"

@@ -14,19 +14,27 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from ase_distill.checkpoint import load_checkpoint
 from ase_distill.graph import atoms_to_graph
+from ase_distill.memory import check_memory
 from ase_distill.model import ConservativePotential, StudentModel, functional_evaluate
-from ase_distill.registry import load_student
-
-TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
+from ase_distill.registry import load_student, resolve_student
 
 
-def _load_any(name_or_path: str) -> tuple[StudentModel, dict[str, Any]]:
-    """A shipped student by name, or a checkpoint by path."""
-    if Path(name_or_path).suffix in {".pt", ".json"} or Path(name_or_path).exists():
-        return load_checkpoint(name_or_path)
-    return load_student(name_or_path)
+def _checked_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)``, refusing a CUDA device that this machine does not have."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"Unknown device {device!r}; use 'cpu' or 'cuda'.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r} but this torch build sees no CUDA device "
+            f"(torch {torch.__version__}); use device='cpu', or install a CUDA build of torch on "
+            "a machine with a GPU."
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{device} does not exist: {torch.cuda.device_count()} CUDA device(s).")
+    return device
 
 
 class DistilledCalculator(Calculator):
@@ -64,12 +72,12 @@ class DistilledCalculator(Calculator):
         compile: bool = False,
         **kwargs: Any,
     ) -> None:
-        if isinstance(model, str):
-            model, card = load_student(model)
+        if isinstance(model, str | os.PathLike):
+            model, card = resolve_student(model)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}.")
         super().__init__(**kwargs)
-        self.device = torch.device(device)
+        self.device = _checked_device(device)
         self.dtype = dtype
         self.card = dict(card or {})
         if isinstance(model, StudentModel):
@@ -88,8 +96,8 @@ class DistilledCalculator(Calculator):
             self._species, self._cutoff = tuple(arch["species"]), float(arch["cutoff"])
         else:
             raise ValueError(
-                f"model must be a student name or a StudentModel, got {type(model).__name__}; "
-                "for a file use DistilledCalculator.from_checkpoint(path)."
+                f"model must be a student name, a checkpoint path or a StudentModel, got "
+                f"{type(model).__name__}."
             )
         self.compiled = bool(compile)
         self._compiled_fn = None
@@ -113,18 +121,7 @@ class DistilledCalculator(Calculator):
         ``NAME.pt`` + ``NAME.json`` (either path, or the stem), or an exported TorchScript file
         (``.ts`` / ``.torchscript``). ONNX files run in :class:`ase_distill.export.OnnxCalculator`.
         """
-        suffix = Path(path).suffix
-        if suffix == ".onnx":
-            raise ValueError(
-                f"{path} is an ONNX file; run it with ase_distill.export.OnnxCalculator(path) "
-                "(same interface, needs onnxruntime)."
-            )
-        if suffix in TORCHSCRIPT_SUFFIXES:
-            from ase_distill.export import load_torchscript
-
-            module, card = load_torchscript(path)
-            return cls(module, card=card, **kwargs)
-        model, card = load_checkpoint(path)
+        model, card = resolve_student(Path(path))
         return cls(model, card=card, **kwargs)
 
     @property
@@ -153,6 +150,11 @@ class DistilledCalculator(Calculator):
                 "cell); this structure is not fully periodic."
             )
         g = atoms_to_graph(atoms, self.cutoff, self.species, dtype=self.dtype, device=self.device)
+        arch = self.card.get("architecture") or self.model.config.to_dict()
+        check_memory(
+            g.n_atoms, g.edge_index.shape[1], arch["features"], arch["interactions"], self.dtype,
+            self.device,
+        )  # fmt: skip
         if self._compiled_fn is not None:
             out = self._compiled_fn(*g.model_inputs(), want_stress)
         else:

@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +24,85 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from ase_distill.checkpoint import CheckpointError, atomic_write_bytes
 from ase_distill.graph import atoms_to_graph
 from ase_distill.model import ConservativePotential, StudentModel
 
 CARD_KEY = "model_card.json"
 ONNX_INPUTS = ["positions", "numbers", "cell", "batch", "edge_index", "edge_shift"]
-FORMATS = ("torchscript", "onnx")
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail before any tracing if ``path`` cannot be written (export takes seconds to minutes)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=True):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"Cannot write the export to {path} ({exc.strerror or exc}); choose a writable -o path."
+        ) from exc
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name such as {path / 'student.ts'}.")
+    return path
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a module's state, in order."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def export_torchscript(
     model: StudentModel, path: str | os.PathLike, card: dict[str, Any], dtype=torch.float64
 ) -> Path:
-    """Script ``ConservativePotential(model)`` and save it with the card as an extra file."""
+    """Script ``ConservativePotential(model)`` and save it with the card as an extra file.
+
+    The card records a sha256 of the scripted weights that :func:`load_torchscript` checks.
+    """
+    path = check_writable(path)
     potential = ConservativePotential(_copy(model, dtype))
     scripted = torch.jit.script(potential)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(
-        str(path),
-        _extra_files={CARD_KEY: json.dumps(_export_card(card, model, "torchscript", dtype))},
-    )
+    meta = _export_card(card, model, "torchscript", dtype)
+    meta["export"]["weights_sha256"] = weights_digest(scripted)
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer, _extra_files={CARD_KEY: json.dumps(meta)})
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
 def load_torchscript(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an exported TorchScript student and its model card."""
+    """Load an exported TorchScript student and its model card (weights sha256-checked).
+
+    Raises:
+        CheckpointError: missing, truncated or corrupted file, no card, or changed weights.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"TorchScript file {path} not found.")
     extra = {CARD_KEY: ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{path} is not a readable TorchScript file (truncated or corrupted?): "
+            f"{str(exc).splitlines()[0]}. Export it again with `ase-distill export`."
+        ) from exc
     if not extra[CARD_KEY]:
-        raise ValueError(f"{path} carries no model card: it was not exported by ase-distill.")
-    return module, json.loads(extra[CARD_KEY])
+        raise CheckpointError(f"{path} carries no model card: it was not exported by ase-distill.")
+    card = json.loads(extra[CARD_KEY])
+    expected = card.get("export", {}).get("weights_sha256")
+    if expected is not None and weights_digest(module) != expected:
+        raise CheckpointError(
+            f"The weights inside {path} do not match the sha256 recorded at export: the file "
+            "was modified. Export it again with `ase-distill export`."
+        )
+    return module, card
 
 
 class _EnergyForces(torch.nn.Module):
@@ -87,7 +139,11 @@ def export_onnx(
     dtype=torch.float64,
     example: Atoms | None = None,
 ) -> Path:
-    """Export energy and forces (backward pass included) to ONNX with dynamic sizes."""
+    """Export energy and forces (backward pass included) to ONNX with dynamic sizes.
+
+    An atomic number the student does not know maps past the end of its embedding table, so
+    onnxruntime raises an index error instead of returning another element's energy.
+    """
     from torch._decomp import core_aten_decompositions
     from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -95,6 +151,7 @@ def export_onnx(
         import onnx
     except ImportError as exc:
         raise ValueError("ONNX export needs `pip install ase-distill[export]`.") from exc
+    check_writable(path)
     model = _copy(model, dtype)
     wrapper = _EnergyForces(ConservativePotential(model))
     if example is None:
@@ -175,7 +232,16 @@ class OnnxCalculator(Calculator):
         except ImportError as exc:
             raise ValueError("OnnxCalculator needs `pip install ase-distill[export]`.") from exc
         super().__init__(**kwargs)
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        path = Path(path)
+        if path.suffix in (".ts", ".torchscript", ".pt", ".json"):
+            raise ValueError(
+                f"{path} is not an ONNX model; TorchScript files and checkpoints run in "
+                "ase_distill.DistilledCalculator.from_checkpoint(path)."
+            )
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path} is not a readable ONNX model: {exc}") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         if CARD_KEY not in meta:
             raise ValueError(f"{path} carries no model card: it was not exported by ase-distill.")
@@ -200,9 +266,11 @@ class OnnxCalculator(Calculator):
 
 def export_cli(args) -> int:
     """``ase-distill export``: write a student as TorchScript or ONNX."""
-    from ase_distill.calculator import _load_any
+    from ase_distill.registry import resolve_student
 
-    model, card = _load_any(args.student)
+    model, card = resolve_student(args.student)
+    if not isinstance(model, StudentModel):
+        raise ValueError(f"{args.student} is already exported; export a checkpoint or a name.")
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     if args.format == "torchscript":
         path = export_torchscript(model, args.output, card, dtype)

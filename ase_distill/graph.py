@@ -103,6 +103,68 @@ def check_atoms(atoms: Atoms, species: Sequence[int] | None = None) -> None:
             )
 
 
+@dataclass
+class StructureGraph:
+    """The graph of one structure as numpy arrays: what training caches per frame.
+
+    Attributes:
+        numbers: ``(n,)`` atomic numbers.
+        positions: ``(n, 3)`` positions, Angstrom.
+        cell: ``(3, 3)`` cell (zeros for a molecule).
+        edges: ``(2, E)`` receiver and sender, sorted by receiver.
+        shifts: ``(E, 3)`` integer cell shifts of the sender image.
+
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray
+    edges: np.ndarray
+    shifts: np.ndarray
+
+
+def structure_graph(
+    atoms: Atoms,
+    cutoff: float,
+    species: Sequence[int] | None = None,
+    min_distance: float | None = MIN_DISTANCE,
+) -> StructureGraph:
+    """Validate one structure and build its neighbour graph (see :func:`atoms_to_graph`)."""
+    check_atoms(atoms, species)
+    i, j, s = neighbor_list(atoms, cutoff, min_distance)
+    return StructureGraph(
+        numbers=np.asarray(atoms.numbers, dtype=np.int64),
+        positions=np.asarray(atoms.positions, dtype=np.float64),
+        cell=np.asarray(atoms.cell[:], dtype=np.float64),
+        edges=np.stack([i, j]).astype(np.int64),
+        shifts=np.asarray(s, dtype=np.float64),
+    )
+
+
+def batch_graphs(
+    graphs: Sequence[StructureGraph],
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> AtomsGraph:
+    """Join per-structure graphs into one disjoint batched graph (atom indices offset)."""
+    if len(graphs) == 0:
+        raise ValueError("No structures given; pass at least one ase.Atoms.")
+    counts = np.array([len(g.numbers) for g in graphs])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    edges = torch.from_numpy(np.concatenate([g.edges + s for g, s in zip(graphs, starts)], 1))
+    graph = AtomsGraph(
+        positions=torch.from_numpy(np.concatenate([g.positions for g in graphs])),
+        numbers=torch.from_numpy(np.concatenate([g.numbers for g in graphs])),
+        cell=torch.from_numpy(np.stack([g.cell for g in graphs])),
+        batch=torch.from_numpy(np.repeat(np.arange(len(graphs)), counts)),
+        edge_index=edges,
+        edge_shift=torch.from_numpy(np.concatenate([g.shifts for g in graphs])),
+        offsets=csr_offsets(edges[0], int(counts.sum())),
+        n_structures=len(graphs),
+    )
+    return graph.to(device=device, dtype=dtype)
+
+
 def atoms_to_graph(
     structures: Atoms | Sequence[Atoms],
     cutoff: float,
@@ -113,6 +175,10 @@ def atoms_to_graph(
 ) -> AtomsGraph:
     """Build one batched graph from one or many structures (validated first).
 
+    The one graph builder of the project: the calculator, training (which caches the
+    per-structure :func:`structure_graph` and batches with :func:`batch_graphs`), validation
+    and export all go through it.
+
     Raises:
         ValueError: empty structures, non-finite positions, unknown elements, degenerate cells,
             atoms closer than ``min_distance``.
@@ -120,30 +186,5 @@ def atoms_to_graph(
     """
     if isinstance(structures, Atoms):
         structures = [structures]
-    if len(structures) == 0:
-        raise ValueError("No structures given; pass at least one ase.Atoms.")
-    pos, num, cells, batch, ii, jj, ss = [], [], [], [], [], [], []
-    start = 0
-    for b, atoms in enumerate(structures):
-        check_atoms(atoms, species)
-        i, j, s = neighbor_list(atoms, cutoff, min_distance)
-        pos.append(np.asarray(atoms.positions, dtype=np.float64))
-        num.append(np.asarray(atoms.numbers, dtype=np.int64))
-        cells.append(np.asarray(atoms.cell[:], dtype=np.float64))
-        batch.append(np.full(len(atoms), b, dtype=np.int64))
-        ii.append(i + start)
-        jj.append(j + start)
-        ss.append(s)
-        start += len(atoms)
-    receivers = torch.from_numpy(np.concatenate(ii))
-    graph = AtomsGraph(
-        positions=torch.from_numpy(np.concatenate(pos)),
-        numbers=torch.from_numpy(np.concatenate(num)),
-        cell=torch.from_numpy(np.stack(cells)),
-        batch=torch.from_numpy(np.concatenate(batch)),
-        edge_index=torch.stack([receivers, torch.from_numpy(np.concatenate(jj))]),
-        edge_shift=torch.from_numpy(np.concatenate(ss).astype(np.float64)),
-        offsets=csr_offsets(receivers, start),
-        n_structures=len(structures),
-    )
-    return graph.to(device=device, dtype=dtype)
+    graphs = [structure_graph(a, cutoff, species, min_distance) for a in structures]
+    return batch_graphs(graphs, dtype, device)

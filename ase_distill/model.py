@@ -32,6 +32,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ase_distill.family import SIZE_ARCHITECTURES
 from ase_distill.graph import AtomsGraph
 from ase_distill.ops import segment_sum
 
@@ -85,11 +86,9 @@ class StudentConfig:
         return cls(**d)
 
 
-#: The three shipped sizes (parameter counts for the four CHNO species; see ``count_parameters``).
+#: The shipped sizes, from the one family table (:mod:`ase_distill.family`).
 SIZES: dict[str, StudentConfig] = {
-    "original": StudentConfig(features=112, interactions=3, radial_basis=20),  # ~445K
-    "tiny": StudentConfig(features=46, interactions=3, radial_basis=16),  # ~79K
-    "ultra-tiny": StudentConfig(features=24, interactions=3, radial_basis=8),  # ~22K
+    name: StudentConfig(**arch) for name, arch in SIZE_ARCHITECTURES.items()
 }
 
 
@@ -120,14 +119,38 @@ def cosine_cutoff(r: torch.Tensor, cutoff: float) -> torch.Tensor:
     return torch.where(r < cutoff, 0.5 * (torch.cos(math.pi * r / cutoff) + 1.0), 0.0 * r)
 
 
+class RadialFilters(nn.Module):
+    """Edge filters of every interaction block: ``linear(bessel(r)) * fcut(r)``, one matmul.
+
+    One layer owns the radial weights of all blocks (``interactions x 3F`` outputs), so the
+    model never reaches into its blocks' weights; :func:`migrate_state_dict` maps the older
+    per-block ``messages.k.filter`` weights onto it.
+    """
+
+    def __init__(self, cutoff: float, radial_basis: int, features: int, blocks: int) -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.width = 3 * features
+        self.basis = BesselBasis(cutoff, radial_basis)
+        self.linear = nn.Linear(radial_basis, blocks * self.width)
+
+    def forward(self, r: torch.Tensor) -> list[torch.Tensor]:
+        """``(E,)`` distances -> one ``(E, 3F)`` filter per block."""
+        fcut = cosine_cutoff(r, self.cutoff)
+        return (self.linear(self.basis(r)) * fcut[:, None]).split(self.width, 1)
+
+
 class Embedding(nn.Module):
     """Element -> scalar features (vector features start at zero)."""
 
     def __init__(self, species: Sequence[int], features: int) -> None:
         super().__init__()
-        table = torch.full((119,), -1, dtype=torch.long)
+        # Unknown atomic numbers map to len(species), one past the table: an index error in
+        # torch and in an exported ONNX graph. (-1 wrapped around to the last element.) Not
+        # persistent: it follows from the architecture, so a card cannot disagree with it.
+        table = torch.full((119,), len(species), dtype=torch.long)
         table[torch.tensor(list(species))] = torch.arange(len(species))
-        self.register_buffer("z_to_index", table)
+        self.register_buffer("z_to_index", table, persistent=False)
         self.embed = nn.Embedding(len(species), features)
 
     def forward(self, numbers: torch.Tensor) -> torch.Tensor:
@@ -138,13 +161,12 @@ class Embedding(nn.Module):
 class PaiNNMessage(nn.Module):
     """Continuous-filter messages from sender ``j`` to receiver ``i`` (scalar and vector)."""
 
-    def __init__(self, features: int, radial_basis: int) -> None:
+    def __init__(self, features: int) -> None:
         super().__init__()
         self.features = features
         self.phi = nn.Sequential(
             nn.Linear(features, features), nn.SiLU(), nn.Linear(features, 3 * features)
         )
-        self.filter = nn.Linear(radial_basis, 3 * features)
 
     def forward(
         self,
@@ -162,8 +184,7 @@ class PaiNNMessage(nn.Module):
             s: scalar features ``(N, F)``.
             v: vector features ``(N, 3, F)``.
             edge_index: ``(2, E)`` receivers and senders, sorted by receiver.
-            filt: ``(E, 3F)`` radial filter ``filter(rbf) * fcut`` of this block (computed for
-                all blocks at once by :meth:`StudentModel.atomic_energies`: one matmul).
+            filt: ``(E, 3F)`` radial filter of this block (:class:`RadialFilters`).
             unit: ``(E, 3)`` unit vectors from receiver to sender.
             offsets: CSR row pointer of the receivers (or ``None``).
             v_is_zero: ``v`` is known to be zero (first block): skip its message term.
@@ -230,10 +251,8 @@ class StudentModel(nn.Module):
         self.features = int(config.features)
         f = config.features
         self.embedding = Embedding(config.species, f)
-        self.radial = BesselBasis(config.cutoff, config.radial_basis)
-        self.messages = nn.ModuleList(
-            PaiNNMessage(f, config.radial_basis) for _ in range(config.interactions)
-        )
+        self.radial = RadialFilters(config.cutoff, config.radial_basis, f, config.interactions)
+        self.messages = nn.ModuleList(PaiNNMessage(f) for _ in range(config.interactions))
         self.updates = nn.ModuleList(PaiNNUpdate(f) for _ in range(config.interactions))
         self.readout = Readout(config.species, f)
 
@@ -274,12 +293,7 @@ class StudentModel(nn.Module):
         vec = positions[j] - positions[i] + shift
         r = torch.sqrt((vec * vec).sum(dim=1))
         unit = vec / r[:, None]
-        # The radial filters of all blocks in one matmul (same parameters as one Linear each).
-        weight = torch.cat([m.filter.weight for m in self.messages], dim=0)
-        bias = torch.cat([m.filter.bias for m in self.messages], dim=0)
-        rbf = self.radial(r)
-        fcut = cosine_cutoff(r, self.cutoff_radius)
-        filters = (torch.addmm(bias, rbf, weight.t()) * fcut[:, None]).split(3 * self.features, 1)
+        filters = self.radial(r)
         s = self.embedding.forward(numbers).to(positions.dtype)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
         for k, (message, update) in enumerate(zip(self.messages, self.updates)):
@@ -292,6 +306,32 @@ class StudentModel(nn.Module):
         """Per-atom energies of a batched graph."""
         return self.atomic_energies(*graph.model_inputs())
 
+    @torch.jit.unused
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load weights, first migrating keys of older checkpoints (:func:`migrate_state_dict`)."""
+        state = migrate_state_dict(state_dict, self.config)
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+
+def migrate_state_dict(state: dict[str, torch.Tensor], config: StudentConfig) -> dict:
+    """Map a state dict of an older layout onto the current one (values unchanged).
+
+    * Before checkpoint format 2 each message block had its own ``messages.k.filter`` Linear
+      and the Bessel frequencies lived at ``radial.freq``: the filters are now one layer
+      (:class:`RadialFilters`), their weights the blocks' weights stacked in block order (the
+      very matmul the model did before), so energies are bit-identical.
+    * ``embedding.z_to_index`` is derived from the species and no longer stored.
+    """
+    state = dict(state)
+    state.pop("embedding.z_to_index", None)
+    if "radial.freq" in state:
+        state["radial.basis.freq"] = state.pop("radial.freq")
+    old = [f"messages.{k}.filter" for k in range(config.interactions)]
+    if f"{old[0]}.weight" in state:
+        for part in ("weight", "bias"):
+            state[f"radial.linear.{part}"] = torch.cat([state.pop(f"{o}.{part}") for o in old])
+    return state
+
 
 def apply_strain(
     positions: torch.Tensor, cell: torch.Tensor, strain: torch.Tensor, batch: torch.Tensor
@@ -303,6 +343,20 @@ def apply_strain(
     sym = 0.5 * (strain + strain.transpose(1, 2))
     strained_positions = positions + torch.einsum("nk,nkl->nl", positions, sym[batch])
     return strained_positions, cell + torch.bmm(cell, sym)
+
+
+def strain_grad_to_stress(grad: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    """Stress ``dE/d(strain) / V`` per structure; zero where there is no 3D cell (``V = 0``).
+
+    The volume is masked *before* the division: dividing a molecule's strain gradient by its
+    zero volume and masking afterwards still sends inf * 0 = NaN into every parameter's
+    gradient when a training batch mixes molecules with periodic cells.
+    """
+    volume = torch.linalg.det(cell).abs()
+    periodic = volume > 0
+    safe = torch.where(periodic, volume, torch.ones_like(volume))
+    stress = grad / safe[:, None, None]
+    return torch.where(periodic[:, None, None], stress, torch.zeros_like(stress))
 
 
 class ConservativePotential(nn.Module):
@@ -388,9 +442,8 @@ class ConservativePotential(nn.Module):
                 out["forces"] = -g if g is not None else torch.zeros_like(positions)
             if compute_stress:
                 g = grads[1]
-                volume = torch.linalg.det(cell).abs()
                 gs = g if g is not None else torch.zeros_like(cell)
-                out["stress"] = gs / volume[:, None, None]
+                out["stress"] = strain_grad_to_stress(gs, cell)
         return out
 
 
@@ -425,5 +478,5 @@ def functional_evaluate(
     grads, energies = torch.func.grad(energy, argnums=argnums, has_aux=True)(positions, strain)
     out = {"energy": energies.sum().reshape(1), "energies": energies, "forces": -grads[0]}
     if compute_stress:
-        out["stress"] = grads[1] / torch.linalg.det(cell).abs()[:, None, None]
+        out["stress"] = strain_grad_to_stress(grads[1], cell)
     return out

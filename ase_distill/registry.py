@@ -6,27 +6,19 @@ hands out random weights under a name.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ase_distill.checkpoint import load_checkpoint, read_card
+import torch
+
+from ase_distill.checkpoint import checkpoint_paths, load_checkpoint, read_card
+from ase_distill.family import ALIASES, members
 from ase_distill.model import StudentModel
 
-#: Canonical names of the shipped family, with what each is meant to be.
-STUDENTS: dict[str, str] = {
-    "original": "largest student (~427K parameters): highest fidelity",
-    "tiny": "default student (~77K parameters): the speed / fidelity sweet spot",
-    "ultra-tiny": "smallest student (~21K parameters): fastest, for screening",
-}
-
-#: Accepted spellings -> canonical name.
-ALIASES: dict[str, str] = {
-    "ultra_tiny": "ultra-tiny",
-    "ultratiny": "ultra-tiny",
-    "default": "tiny",
-    "large": "original",
-}
+#: Canonical names of the students in the family table, with what each is for.
+STUDENTS: dict[str, str] = {name: m.role for name, (_, m) in members().items()}
 
 
 def students_dir() -> Path:
@@ -75,3 +67,32 @@ def model_card(name: str) -> dict[str, Any]:
 def load_student(name: str) -> tuple[StudentModel, dict[str, Any]]:
     """Load a shipped student by name (sha256-checked, strict); returns ``(model, card)``."""
     return load_checkpoint(student_path(name))
+
+
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
+
+
+def resolve_student(
+    name_or_path: str | os.PathLike,
+) -> tuple[StudentModel | torch.jit.ScriptModule, dict[str, Any]]:
+    """The one resolver of "student name or file", used by the calculator, export and validate.
+
+    A path (``NAME.pt``, ``NAME.json`` or their stem) loads a checkpoint, ``.ts`` /
+    ``.torchscript`` an exported TorchScript student; anything else is a registry name.
+
+    Raises:
+        ValueError: an ONNX file (use ``OnnxCalculator``), an unknown name, a bad file.
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".onnx":
+        raise ValueError(
+            f"{path} is an ONNX file; run it with ase_distill.export.OnnxCalculator(path) "
+            "(same interface, needs onnxruntime)."
+        )
+    if path.suffix in TORCHSCRIPT_SUFFIXES:
+        from ase_distill.export import load_torchscript
+
+        return load_torchscript(path)
+    if path.suffix in {".pt", ".json"} or path.exists() or checkpoint_paths(path)[1].exists():
+        return load_checkpoint(path)
+    return load_student(str(name_or_path))

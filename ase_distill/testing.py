@@ -19,6 +19,8 @@ Tolerances and why:
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from ase import Atoms
@@ -33,11 +35,46 @@ EXACT_TOL = 1e-9
 CUTOFF_DELTA = 1e-4
 
 
+def _float64_view(model: StudentModel) -> StudentModel:
+    """``model`` itself when it already is float64 on the CPU, else a float64 CPU copy.
+
+    The checks never change the caller's model: ``model.double()`` would convert it in place.
+    """
+    p = next(model.parameters())
+    if p.dtype == torch.float64 and p.device.type == "cpu":
+        return model
+    return copy.deepcopy(model).to("cpu", torch.float64)
+
+
+def model_fingerprint(model: StudentModel) -> dict:
+    """What a check must leave as it was: dtypes, devices, grad flags and values of the state."""
+    return {
+        name: (t.dtype, t.device, t.requires_grad, t.detach().cpu().clone())
+        for name, t in [*model.named_parameters(), *model.named_buffers()]
+    } | {"training": model.training}
+
+
+def check_model_unchanged(before: dict, model: StudentModel) -> None:
+    """Raise ``AssertionError`` if ``model`` differs from its earlier :func:`model_fingerprint`."""
+    after = model_fingerprint(model)
+    assert before.keys() == after.keys(), "the model's parameters or buffers changed"
+    for name, old in before.items():
+        new = after[name]
+        if name == "training":
+            assert old == new, "a check switched the model's train/eval mode"
+            continue
+        assert old[:3] == new[:3], f"{name}: dtype, device or requires_grad changed"
+        assert torch.equal(old[3], new[3]), f"{name}: values changed"
+
+
 def evaluate(
     model: StudentModel, structures: Atoms | list[Atoms], stress: bool = False
 ) -> dict[str, np.ndarray]:
-    """Energy (B,), forces (N, 3) and optionally stress (B, 3, 3) in float64, as numpy."""
-    model = model.double()
+    """Energy (B,), forces (N, 3) and optionally stress (B, 3, 3) in float64, as numpy.
+
+    Runs on a float64 copy unless ``model`` already is float64 on the CPU; never mutates it.
+    """
+    model = _float64_view(model)
     graph = atoms_to_graph(structures, model.cutoff, model.species, dtype=torch.float64)
     out = ConservativePotential(model).evaluate(graph, forces=True, stress=stress)
     return {k: v.detach().numpy() for k, v in out.items()}
@@ -204,7 +241,17 @@ def check_batch_equals_single(model: StudentModel, structures: list[Atoms]) -> N
 
 
 def run_all_checks(model: StudentModel, seed: int = 0) -> None:
-    """Run every check on small structures built from the model's own elements."""
+    """Run every check on small structures built from the model's own elements.
+
+    The checks evaluate a float64 copy (see :func:`evaluate`); afterwards the model must be
+    exactly as it was (dtype, device, parameters, grad flags, mode).
+    """
+    before = model_fingerprint(model)
+    _run_checks(_float64_view(model), seed)
+    check_model_unchanged(before, model)
+
+
+def _run_checks(model: StudentModel, seed: int) -> None:
     mol = random_molecule(model, 6, seed)
     crystal = random_crystal(model, 3, seed)
     check_finite_difference_forces(model, mol)

@@ -13,9 +13,10 @@ import pytest
 import torch
 from ase.calculators.calculator import all_changes
 
+from ase_distill.family import student_names
 from benchmarks.systems import SYSTEMS
 
-STUDENTS = ["original", "tiny", "ultra-tiny"]
+STUDENTS = student_names()  # the family table (ase_distill.family)
 TEACHERS = {
     "orb-v3-conservative-inf": ("orb-v3-conservative-inf-omat", {"random_weights": True}),
     "orb-v3-direct-20": ("orb-v3-direct-20-omat", {"random_weights": True}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from md_validation.runner import ENSEMBLES
+from ase_distill.md import ENSEMBLES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,9 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _student(name: str):
     from ase_distill import DistilledCalculator
 
-    if Path(name).suffix in {".pt", ".json"} or Path(name).with_suffix(".json").exists():
-        return DistilledCalculator.from_checkpoint(name)
-    return DistilledCalculator.from_name(name)
+    return DistilledCalculator(name)  # a shipped name or a file (ase_distill.resolve_student)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

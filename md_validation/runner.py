@@ -7,54 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.io.trajectory import Trajectory
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-from ase.md.verlet import VelocityVerlet
 from tqdm.auto import tqdm
 
+from ase_distill.md import ENSEMBLES, MDSettings, initial_velocities, make_dynamics
 from md_validation.metrics import StabilityMonitor
 
-ENSEMBLES = ("nve", "langevin", "bussi", "nose-hoover")
-
-
-@dataclass
-class MDSettings:
-    """One trajectory's settings.
-
-    Attributes:
-        ensemble: ``nve`` (velocity Verlet), ``langevin``, ``bussi`` (stochastic velocity
-            rescaling) or ``nose-hoover`` (deterministic chain).
-        temperature_K: thermostat target (NVT) and initial velocity temperature.
-        timestep_fs: integration step.
-        steps: number of steps.
-        interval: record energies and write a trajectory frame every ``interval`` steps.
-        friction_per_fs: Langevin friction.
-        taut_fs: Bussi / Nose-Hoover time constant.
-    """
-
-    ensemble: str = "nve"
-    temperature_K: float = 300.0
-    timestep_fs: float = 0.5
-    steps: int = 1000
-    interval: int = 10
-    friction_per_fs: float = 0.01
-    taut_fs: float = 100.0
-    seed: int = 0
-
-    def check(self) -> None:
-        """Raise ``ValueError`` for settings no run can use."""
-        if self.ensemble not in ENSEMBLES:
-            raise ValueError(f"Unknown ensemble {self.ensemble!r}; choose one of {ENSEMBLES}.")
-        if self.steps <= 0:
-            raise ValueError(f"steps must be positive, got {self.steps}; ask for a longer run.")
-        if self.temperature_K < 0:
-            raise ValueError(f"temperature must be >= 0 K, got {self.temperature_K}.")
-        if self.timestep_fs <= 0:
-            raise ValueError(f"time step must be positive, got {self.timestep_fs} fs.")
-        if self.interval <= 0:
-            raise ValueError(f"interval must be positive, got {self.interval}.")
+__all__ = ["ENSEMBLES", "MDResult", "MDSettings", "initial_velocities", "run_md"]
 
 
 @dataclass
@@ -87,43 +48,6 @@ class MDResult:
         return self.steps_done / self.seconds if self.seconds > 0 else float("nan")
 
 
-def initial_velocities(atoms: Atoms, temperature_K: float, seed: int) -> Atoms:
-    """A copy of ``atoms`` with seeded Maxwell-Boltzmann momenta (no net momentum / rotation)."""
-    atoms = atoms.copy()
-    MaxwellBoltzmannDistribution(
-        atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed)
-    )
-    Stationary(atoms)
-    if not atoms.pbc.any():
-        ZeroRotation(atoms)
-    return atoms
-
-
-def _dynamics(atoms: Atoms, s: MDSettings):
-    dt = s.timestep_fs * units.fs
-    rng = np.random.default_rng(s.seed + 1)
-    if s.ensemble == "nve":
-        return VelocityVerlet(atoms, dt)
-    if s.ensemble == "langevin":
-        from ase.md.langevin import Langevin
-
-        return Langevin(
-            atoms,
-            dt,
-            temperature_K=s.temperature_K,
-            friction=s.friction_per_fs / units.fs,
-            fixcm=False,
-            rng=rng,
-        )
-    if s.ensemble == "bussi":
-        from ase.md.bussi import Bussi
-
-        return Bussi(atoms, dt, temperature_K=s.temperature_K, taut=s.taut_fs * units.fs, rng=rng)
-    from ase.md.nose_hoover_chain import NoseHooverChainNVT
-
-    return NoseHooverChainNVT(atoms, dt, temperature_K=s.temperature_K, tdamp=s.taut_fs * units.fs)
-
-
 def run_md(
     start: Atoms,
     calc: Calculator,
@@ -144,7 +68,7 @@ def run_md(
     n = len(atoms)
     res = MDResult(label=label, settings=settings, n_atoms=n)
     monitor = StabilityMonitor(start)
-    dyn = _dynamics(atoms, settings)
+    dyn = make_dynamics(atoms, settings)
     traj = None
     if trajectory is not None:
         res.trajectory = str(trajectory)

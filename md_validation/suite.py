@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,13 +52,34 @@ class ValidationSettings:
         return int(round(ps * 1000.0 / self.timestep_fs))
 
     def check(self) -> None:
-        """Raise ``ValueError`` for impossible settings."""
+        """Raise ``ValueError`` for impossible settings (each message names the option)."""
+        if not self.timestep_fs > 0:
+            raise ValueError(f"--timestep must be > 0 fs, got {self.timestep_fs}; try 0.5.")
         if self.temperature_K < 0 or (self.nvt_temperature_K or 0) < 0:
-            raise ValueError("temperature must be >= 0 K.")
+            raise ValueError("--temperature and --nvt-temperature must be >= 0 K.")
+        for option, ps in (("--nve-ps", self.nve_ps), ("--nvt-ps", self.nvt_ps)):
+            if not ps >= 0:
+                raise ValueError(f"{option} must be >= 0 ps (0 skips that run), got {ps}.")
         if self.steps(self.nve_ps) <= 0 and self.steps(self.nvt_ps) <= 0:
             raise ValueError("zero steps: give --nve-ps and/or --nvt-ps larger than the time step.")
-        if self.relabel_every <= 0:
-            raise ValueError("relabel_every must be positive.")
+        if self.interval < 1:
+            raise ValueError(f"--interval must be >= 1 step, got {self.interval}.")
+        if self.relabel_every < 1:
+            raise ValueError(f"--relabel-every must be >= 1, got {self.relabel_every}.")
+
+
+UNITS = {
+    "drift_mev_per_atom_per_ps": "meV/atom/ps",
+    "max_deviation_mev_per_atom": "meV/atom",
+    "drift_ratio": "dimensionless",
+    "steps_per_second": "1/s",
+    "force_rmse": "eV/A",
+    "force_mae": "eV/A",
+    "force_angle_deg": "degree",
+    "energy_mae_mev_per_atom": "meV/atom",
+    "temperature": "K",
+    "h_error": "dimensionless (integrated |g_student - g_teacher| / integrated g_teacher)",
+}
 
 
 class ValidationAborted(ValueError):
@@ -110,6 +130,192 @@ def _bond_data(frames_by_label: dict[str, list[Atoms]], start: Atoms) -> dict[st
     return data
 
 
+def plan_runs(settings: ValidationSettings) -> list[tuple[str, MDSettings]]:
+    """The NVE and NVT runs the settings ask for (a run of 0 ps is skipped)."""
+    nvt_t = settings.nvt_temperature_K
+    nvt_t = settings.temperature_K if nvt_t is None else nvt_t
+    plans = []
+    for kind, ps, ensemble, temperature in (
+        ("nve", settings.nve_ps, "nve", settings.temperature_K),
+        ("nvt", settings.nvt_ps, settings.thermostat, nvt_t),
+    ):
+        steps = settings.steps(ps)
+        if steps > 0:
+            md = MDSettings(
+                ensemble, temperature, settings.timestep_fs, steps, settings.interval,
+                seed=settings.seed,
+            )  # fmt: skip
+            plans.append((kind, md))
+    return plans
+
+
+def new_metrics(structure: Atoms, settings: ValidationSettings, names: dict[str, str]) -> dict:
+    """The metrics record before any run (status ``running``)."""
+    return {
+        "status": "running",
+        "structure": names["structure"],
+        "n_atoms": len(structure),
+        "student": names["student"],
+        "teacher": names["teacher"],
+        "settings": asdict(settings),
+        "machine": {"platform": platform.platform(), "processor": platform.processor()},
+        "units": UNITS,
+        "runs": {},
+    }
+
+
+def run_all(
+    plans: list[tuple[str, MDSettings]],
+    start: Atoms,
+    calcs: dict[str, Calculator],
+    out: Path,
+    metrics: dict[str, Any],
+    teacher_cache: dict[str, MDResult] | None,
+    progress: bool,
+) -> dict[str, dict[str, MDResult]]:
+    """Every planned run for every calculator; the teacher's runs may come from the cache.
+
+    Raises:
+        ValidationAborted: a calculator raised mid-run (metrics.json written first).
+    """
+    teacher = metrics["teacher"]
+    runs: dict[str, dict[str, MDResult]] = {}
+    for kind, md in plans:
+        for label, calc in calcs.items():
+            shared = label == teacher and teacher_cache is not None
+            if shared and kind in teacher_cache:
+                res = teacher_cache[kind]
+            else:
+                res = run_md(
+                    start, calc, md, f"{label} {kind}", out / f"{kind}_{label}.traj", progress
+                )
+                if shared and not res.aborted:
+                    teacher_cache[kind] = res
+            runs.setdefault(kind, {})[label] = res
+            metrics["runs"].setdefault(kind, {})[label] = _series_metrics(res)
+            if res.aborted:
+                metrics["status"] = "aborted"
+                metrics["aborted"] = f"{label} {kind} run: {res.aborted}"
+                atomic_write_json(out / "metrics.json", metrics)
+                raise ValidationAborted(
+                    f"The {label} calculator raised during the {kind.upper()} run after "
+                    f"{res.steps_done} steps ({res.aborted}). Partial trajectory: "
+                    f"{out / f'{kind}_{label}.traj'}; metrics: {out / 'metrics.json'}."
+                )
+    return runs
+
+
+def _energy_forces(calc: Calculator, frame: Atoms) -> tuple[float, np.ndarray]:
+    atoms = frame.copy()
+    atoms.calc = calc
+    return atoms.get_potential_energy(), atoms.get_forces()
+
+
+def relabel(
+    frames: list[Atoms], student: Calculator, teacher: Calculator
+) -> tuple[dict[str, Any], tuple[np.ndarray, ...] | None]:
+    """Force fidelity of the student on ``frames`` against the teacher.
+
+    A frame that either calculator cannot evaluate (an exploded frame on which the teacher's
+    SCF does not converge) is recorded in ``relabel_failures`` and skipped: it never costs the
+    detected instability its report.
+
+    Returns:
+        The fidelity record and ``(student forces, teacher forces, numbers)`` for the plot
+        (``None`` when no frame could be relabelled).
+    """
+    rows, failures = [], []
+    for k, frame in enumerate(frames):
+        try:
+            rows.append((*_energy_forces(student, frame), *_energy_forces(teacher, frame), frame))
+        except Exception as exc:  # teacher or student cannot evaluate this frame
+            failures.append({"frame": k, "error": f"{type(exc).__name__}: {exc}"[:300]})
+    record: dict[str, Any] = {"frames_relabelled": len(rows), "relabel_failures": failures}
+    if not rows:
+        return record, None
+    pred_e, pred_f, ref_e, ref_f, used = zip(*rows)
+    pf, rf = np.concatenate(pred_f), np.concatenate(ref_f)
+    nu = np.concatenate([f.numbers for f in used])
+    counts = np.array([len(f) for f in used])
+    record.update(fidelity_report(pf, rf, nu, np.array(pred_e), np.array(ref_e), counts))
+    # relative energies along the trajectory (offset removed): what MD actually sees
+    de = (np.array(pred_e) - np.array(ref_e)) / counts
+    record["relative_energy_mae_mev_per_atom"] = float(np.mean(np.abs(de - de.mean())) * 1000)
+    return record, (pf, rf, nu)
+
+
+def structure_analysis(
+    runs: dict[str, dict[str, MDResult]], structure: Atoms, out: Path, names: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """RDF (periodic) or intramolecular distances, and bond lengths; returns metrics, figures."""
+    figures: dict[str, str] = {}
+    kind = "nvt" if "nvt" in runs else "nve"
+    frames_by_label = {label: r.frames for label, r in runs[kind].items()}
+    if structure.pbc.all():
+        curves = {label: rdf(frames) for label, frames in frames_by_label.items()}
+        ylabel, name = "g(r)", "rdf"
+    else:
+        curves = {label: distance_histogram(frames) for label, frames in frames_by_label.items()}
+        ylabel, name = "intramolecular distance distribution", "distances"
+    x = next(iter(curves.values()))[0]
+    figures["structure"] = plots.distribution_plot(
+        x, {k: v[1] for k, v in curves.items()}, "r (A)", ylabel, out / f"{name}.png"
+    )
+    result: dict[str, Any] = {"kind": name, "ensemble": kind}
+    teacher, student = names["teacher"], names["student"]
+    if teacher in curves:
+        result["h_error"] = h_error(x, curves[teacher][1], curves[student][1])
+    bond_data = _bond_data(frames_by_label, structure)
+    if bond_data:
+        figures["bonds"] = plots.bond_histograms(bond_data, out / "bond_lengths.png")
+        result["bond_length_mean_A"] = {
+            pair: {label: float(np.mean(v)) for label, v in d.items()}
+            for pair, d in bond_data.items()
+        }
+    return result, figures
+
+
+def series_figures(runs: dict[str, dict[str, MDResult]], nvt_t: float, out: Path) -> dict:
+    """Energy plots of every run and the NVT temperature plot."""
+    figures = {}
+    if "nve" in runs:
+        figures["nve_energy"] = plots.energy_plot(runs["nve"], out / "nve_energy.png")
+    if "nvt" in runs:
+        figures["nvt_temperature"] = plots.temperature_plot(
+            runs["nvt"], nvt_t, out / "nvt_temperature.png"
+        )
+        figures["nvt_energy"] = plots.energy_plot(runs["nvt"], out / "nvt_energy.png")
+    return figures
+
+
+def speed(runs: dict[str, dict[str, MDResult]], student: str, teacher: str) -> dict | None:
+    """MD steps per second of student and teacher in the NVE run, and their ratio."""
+    if "nve" not in runs or teacher not in runs["nve"]:
+        return None
+    s, t = runs["nve"][student], runs["nve"][teacher]
+    return {
+        "student_steps_per_second": s.steps_per_second,
+        "teacher_steps_per_second": t.steps_per_second,
+        "speedup": s.steps_per_second / t.steps_per_second,
+    }
+
+
+def force_r2_target(student: Calculator) -> tuple[float, str]:
+    """The student's own force-R2 target from its model card, else the project default."""
+    targets = (getattr(student, "card", None) or {}).get("targets") or {}
+    target = (targets.get("force_r2") or {}).get("target")
+    if target is None:
+        return FIDELITY_GOAL_R2, "project default"
+    return float(target), "model card"
+
+
+def write_outputs(metrics: dict[str, Any], out: Path) -> None:
+    """metrics.json and report.md (verdict included), each written atomically."""
+    metrics["verdict"] = verdict(metrics, metrics["student"])
+    atomic_write_json(out / "metrics.json", metrics)
+    write_report(metrics, out / "report.md")
+
+
 def validate(
     structure: Atoms,
     student: Calculator,
@@ -124,8 +330,10 @@ def validate(
 ) -> dict[str, Any]:
     """Run NVE and NVT for student and teacher from one start; write the report folder.
 
-    ``teacher_cache`` (a dict kept by the caller) lets several students of one structure share
-    the teacher's trajectories: same start, same velocities, same settings, same trajectory.
+    Steps: plan the runs, run them, write metrics and report (so a later failure cannot lose
+    a detected instability), relabel the student's frames with the teacher, analyse structure
+    and speed, write metrics and report again. ``teacher_cache`` (a dict kept by the caller)
+    lets several students of one structure share the teacher's trajectories.
 
     Raises:
         ValidationAborted: a calculator raised mid-run (partial trajectory + metrics written).
@@ -133,166 +341,42 @@ def validate(
     settings.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    start = initial_velocities(structure, settings.temperature_K, settings.seed)
+    names = {"student": student_name, "teacher": teacher_name, "structure": structure_name}
+    metrics = new_metrics(structure, settings, names)
+    target, source = force_r2_target(student)
+    metrics["targets"] = {"force_r2": target, "source": source, "drift": DRIFT_GOAL}
     calcs = {student_name: student}
     if settings.teacher_md:
         calcs[teacher_name] = teacher
-    nvt_t = (
-        settings.nvt_temperature_K
-        if settings.nvt_temperature_K is not None
-        else settings.temperature_K
-    )
-    plans = []
-    if settings.steps(settings.nve_ps) > 0:
-        plans.append(
-            (
-                "nve",
-                MDSettings(
-                    "nve",
-                    settings.temperature_K,
-                    settings.timestep_fs,
-                    settings.steps(settings.nve_ps),
-                    settings.interval,
-                    seed=settings.seed,
-                ),
-            )
-        )
-    if settings.steps(settings.nvt_ps) > 0:
-        plans.append(
-            (
-                "nvt",
-                MDSettings(
-                    settings.thermostat,
-                    nvt_t,
-                    settings.timestep_fs,
-                    settings.steps(settings.nvt_ps),
-                    settings.interval,
-                    seed=settings.seed,
-                ),
-            )
-        )
-    runs: dict[str, dict[str, MDResult]] = {}
-    metrics: dict[str, Any] = {
-        "status": "running",
-        "structure": structure_name,
-        "n_atoms": len(structure),
-        "student": student_name,
-        "teacher": teacher_name,
-        "settings": asdict(settings),
-        "machine": {"platform": platform.platform(), "processor": platform.processor()},
-        "units": {
-            "drift_mev_per_atom_per_ps": "meV/atom/ps",
-            "max_deviation_mev_per_atom": "meV/atom",
-            "drift_ratio": "dimensionless",
-            "steps_per_second": "1/s",
-            "force_rmse": "eV/A",
-            "force_mae": "eV/A",
-            "force_angle_deg": "degree",
-            "energy_mae_mev_per_atom": "meV/atom",
-            "temperature": "K",
-            "h_error": "dimensionless (integrated |g_student - g_teacher| / integrated g_teacher)",
-        },
-        "runs": {},
-    }
-    for kind, md in plans:
-        for label, calc in calcs.items():
-            shared = label == teacher_name and teacher_cache is not None
-            if shared and kind in teacher_cache:
-                res = teacher_cache[kind]
-            else:
-                traj = out / f"{kind}_{label}.traj"
-                res = run_md(start, calc, md, f"{label} {kind}", traj, progress)
-                if shared and not res.aborted:
-                    teacher_cache[kind] = res
-            runs.setdefault(kind, {})[label] = res
-            metrics["runs"].setdefault(kind, {})[label] = _series_metrics(res)
-            if res.aborted:
-                metrics["status"] = "aborted"
-                metrics["aborted"] = f"{label} {kind} run: {res.aborted}"
-                atomic_write_json(out / "metrics.json", metrics)
-                raise ValidationAborted(
-                    f"The {label} calculator raised during the {kind.upper()} run after "
-                    f"{res.steps_done} steps ({res.aborted}). Partial trajectory: "
-                    f"{out / f'{kind}_{label}.traj'}; metrics: {out / 'metrics.json'}."
-                )
+    start = initial_velocities(structure, settings.temperature_K, settings.seed)
+    plans = plan_runs(settings)
+    runs = run_all(plans, start, calcs, out, metrics, teacher_cache, progress)
+    metrics["status"] = "relabelling"
+    metrics["figures"] = {}
+    write_outputs(metrics, out)
 
-    # force fidelity along the student's own trajectories
     sampled = [
         f for kind in runs for f in runs[kind][student_name].frames[:: settings.relabel_every]
     ]
-    pred_f, ref_f, pred_e, ref_e, nums, counts = [], [], [], [], [], []
-    for frame in sampled:
-        a = frame.copy()
-        a.calc = student
-        pred_f.append(a.get_forces())
-        pred_e.append(a.get_potential_energy())
-        b = frame.copy()
-        b.calc = teacher
-        ref_f.append(b.get_forces())
-        ref_e.append(b.get_potential_energy())
-        nums.append(frame.numbers)
-        counts.append(len(frame))
-    pf, rf, nu = np.concatenate(pred_f), np.concatenate(ref_f), np.concatenate(nums)
-    fidelity = fidelity_report(pf, rf, nu, np.array(pred_e), np.array(ref_e), np.array(counts))
-    # relative energies along the trajectory (offset removed): what MD actually sees
-    de = (np.array(pred_e) - np.array(ref_e)) / np.array(counts)
-    fidelity["relative_energy_mae_mev_per_atom"] = float(np.mean(np.abs(de - de.mean())) * 1000)
-    fidelity["frames_relabelled"] = len(sampled)
-    metrics["force_fidelity"] = fidelity
-
-    figures = {}
-    figures["force_analysis"] = plots.force_analysis(
-        pf,
-        rf,
-        nu,
-        out / "force_analysis.png",
-        f"{student_name} vs {teacher_name} on {structure_name}: R2 {fidelity['force_r2']:.4f}, "
-        f"RMSE {fidelity['force_rmse']:.3f} eV/A",
-    )
-    if "nve" in runs:
-        figures["nve_energy"] = plots.energy_plot(runs["nve"], out / "nve_energy.png")
-    if "nvt" in runs:
-        figures["nvt_temperature"] = plots.temperature_plot(
-            runs["nvt"], nvt_t, out / "nvt_temperature.png"
+    metrics["force_fidelity"], pairs = relabel(sampled, student, teacher)
+    figures = metrics["figures"]
+    if pairs is not None:
+        f = metrics["force_fidelity"]
+        title = (
+            f"{student_name} vs {teacher_name} on {structure_name}: R2 {f['force_r2']:.4f}, "
+            f"RMSE {f['force_rmse']:.3f} eV/A"
         )
-        figures["nvt_energy"] = plots.energy_plot(runs["nvt"], out / "nvt_energy.png")
-    # structure from the NVT runs (or NVE when no NVT)
-    struct_kind = "nvt" if "nvt" in runs else "nve"
-    frames_by_label = {label: r.frames for label, r in runs[struct_kind].items()}
-    if structure.pbc.all():
-        curves = {label: rdf(frames) for label, frames in frames_by_label.items()}
-        xlabel, ylabel, name = "r (A)", "g(r)", "rdf"
-    else:
-        curves = {label: distance_histogram(frames) for label, frames in frames_by_label.items()}
-        xlabel, ylabel, name = "r (A)", "intramolecular distance distribution", "distances"
-    x = next(iter(curves.values()))[0]
-    figures["structure"] = plots.distribution_plot(
-        x, {k: v[1] for k, v in curves.items()}, xlabel, ylabel, out / f"{name}.png"
+        figures["force_analysis"] = plots.force_analysis(*pairs, out / "force_analysis.png", title)
+    nvt_md = dict(plans).get("nvt")
+    figures.update(series_figures(runs, nvt_md.temperature_K if nvt_md else 0.0, out))
+    metrics["structure_metrics"], structure_figures = structure_analysis(
+        runs, structure, out, names
     )
-    structure_metrics: dict[str, Any] = {"kind": name, "ensemble": struct_kind}
-    if teacher_name in curves:
-        structure_metrics["h_error"] = h_error(x, curves[teacher_name][1], curves[student_name][1])
-    bond_data = _bond_data(frames_by_label, structure)
-    if bond_data:
-        figures["bonds"] = plots.bond_histograms(bond_data, out / "bond_lengths.png")
-        structure_metrics["bond_length_mean_A"] = {
-            pair: {label: float(np.mean(v)) for label, v in d.items()}
-            for pair, d in bond_data.items()
-        }
-    metrics["structure_metrics"] = structure_metrics
-
-    if "nve" in runs and teacher_name in runs["nve"]:
-        s, t = runs["nve"][student_name], runs["nve"][teacher_name]
-        metrics["speed"] = {
-            "student_steps_per_second": s.steps_per_second,
-            "teacher_steps_per_second": t.steps_per_second,
-            "speedup": s.steps_per_second / t.steps_per_second,
-        }
-    metrics["figures"] = figures
-    metrics["verdict"] = verdict(metrics, student_name)
+    figures.update(structure_figures)
+    if (sp := speed(runs, student_name, teacher_name)) is not None:
+        metrics["speed"] = sp
     metrics["status"] = "complete"
-    atomic_write_json(out / "metrics.json", metrics)
-    write_report(metrics, out / "report.md")
+    write_outputs(metrics, out)
     return metrics
 
 
@@ -315,13 +399,21 @@ def verdict(m: dict[str, Any], student: str) -> str:
             f"NVE drift {d:+.3f} meV/atom/ps ({'within' if ok else 'outside'} the "
             f"{DRIFT_GOAL} meV/atom/ps goal)."
         )
-    f = m["force_fidelity"]
-    parts.append(
-        f"Forces along the student's trajectory: R2 {f['force_r2']:.4f}, RMSE "
-        f"{f['force_rmse']:.3f} eV/A, mean angle error {f['force_angle_deg']:.1f} deg "
-        f"({'meets' if f['force_r2'] >= FIDELITY_GOAL_R2 else 'below'} the R2 "
-        f"{FIDELITY_GOAL_R2} bar)."
-    )
+    f = m.get("force_fidelity")
+    target = (m.get("targets") or {}).get("force_r2", FIDELITY_GOAL_R2)
+    if f is None:
+        parts.append("Forces not yet compared with the teacher.")
+    elif "force_r2" not in f:
+        parts.append("No frame of the student's trajectory could be relabelled by the teacher.")
+    else:
+        parts.append(
+            f"Forces along the student's trajectory: R2 {f['force_r2']:.4f}, RMSE "
+            f"{f['force_rmse']:.3f} eV/A, mean angle error {f['force_angle_deg']:.1f} deg "
+            f"({'meets' if f['force_r2'] >= target else 'below'} this student's R2 target "
+            f"{target})."
+        )
+    if f is not None and f.get("relabel_failures"):
+        parts.append(f"{len(f['relabel_failures'])} frames could not be relabelled (recorded).")
     if "h_error" in m.get("structure_metrics", {}):
         h = m["structure_metrics"]["h_error"]
         parts.append(f"Structure error h = {h:.3f} vs the teacher.")
@@ -355,8 +447,3 @@ def write_report(m: dict[str, Any], path: Path) -> None:
     for key, name in m["figures"].items():
         lines += [f"## {key.replace('_', ' ')}", "", f"![{key}]({name})", ""]
     path.write_text("\n".join(lines))
-
-
-def to_json(obj: Any) -> str:
-    """JSON of metrics (helper for printing)."""
-    return json.dumps(obj, indent=2)

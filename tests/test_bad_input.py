@@ -114,12 +114,12 @@ def test_corrupted_card(tmp_path):
 def test_weights_not_matching_architecture(tmp_path):
     import json
 
-    from ase_distill.checkpoint import sha256_bytes
+    from ase_distill.checkpoint import integrity_digest
 
     stem = _saved(tmp_path)
     card = json.loads(stem.with_suffix(".json").read_text())
-    card["architecture"]["features"] = 32
-    card["sha256"] = sha256_bytes(stem.with_suffix(".pt").read_bytes())
+    card["architecture"]["features"] = 32  # a consistent hash: the weights themselves misfit
+    card["sha256"] = integrity_digest(stem.with_suffix(".pt").read_bytes(), card["architecture"])
     stem.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="Could not load weights"):
         DistilledCalculator.from_checkpoint(stem)

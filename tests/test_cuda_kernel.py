@@ -108,12 +108,18 @@ def test_host_indexing_logic_executes_on_cpu(tmp_path):
     assert run.returncode == 0 and "1 passed, 0 failed" in run.stdout, run.stdout
 
 
-def test_cpu_machine_falls_back_to_torch():
-    if GPU:
-        pytest.skip("this machine has a GPU")
-    assert cuda_segment.is_available() is False
+def test_auto_backend_on_cpu_tensors_is_torch(monkeypatch):
+    """CPU tensors use the torch backend under "auto" (any machine), and "cuda" is refused."""
+    from ase_distill.ops import ENV_VAR, active_backend
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert active_backend("cpu") == "torch"
     out = segment_sum(torch.ones(3, 2), torch.tensor([0, 0, 1]), 2, offsets=torch.tensor([0, 2, 3]))
     assert out.tolist() == [[2.0, 2.0], [1.0, 1.0]]
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
+        active_backend("cpu", "cuda")
+    if not GPU:
+        assert cuda_segment.is_available() is False
 
 
 def test_offsets_validation_messages():

@@ -1,4 +1,10 @@
-"""``ase-distill`` command line: generate, train, validate, export, students."""
+"""``ase-distill`` command line: a thin dispatcher over generate, train, validate and export.
+
+Each sub-command's module is imported only when that sub-command runs (``validate`` brings its
+arguments from :mod:`md_validation.cli`), so the three packages keep their one-way imports:
+``ase_distill`` imports neither other package, ``md_validation`` may use ``training``, and
+nothing here is imported by either.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     names = ["dataset", "output", "size", "epochs", "threads", "device"]
     overrides = _overrides(args, "train", names)
     config = load_config(args.config, overrides).train
-    summary = train(config, resume=args.resume, progress=not args.quiet)
+    summary = train(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     for split, m in summary["metrics"].items():
         print(
             f"{split:>14}: force RMSE {m['force_rmse']:.4f} eV/A  R2 {m['force_r2']:.4f}  "
@@ -83,8 +89,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return export_cli(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``ase-distill``."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``ase-distill``.
+
+    Args:
+        command: the sub-command that will run; only its module's arguments are imported.
+    """
+    from ase_distill.family import size_names
+
     parser = argparse.ArgumentParser(prog="ase-distill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -100,11 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(t)
     t.add_argument("--dataset", help="dataset.xyz written by generate")
     t.add_argument("--output", help="run folder")
-    t.add_argument("--size", choices=["original", "tiny", "ultra-tiny"])
+    t.add_argument("--size", choices=size_names())
     t.add_argument("--epochs", type=int)
     t.add_argument("--threads", type=int, help="torch CPU threads (0: torch's default)")
     t.add_argument("--device", help="torch device to train on: cpu (default), cuda, cuda:1")
     t.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in OUTPUT (else refused)"
+    )
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="export a student to TorchScript or ONNX")
@@ -114,20 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", required=True, help="output file (.ts or .onnx)")
     x.set_defaults(func=cmd_export)
 
-    try:
+    v = sub.add_parser("validate", help="NVE/NVT of student vs teacher, metrics and plots")
+    if command == "validate":
         from md_validation.cli import add_arguments
-    except ImportError:  # pragma: no cover - validation extras missing
-        add_arguments = None
-    if add_arguments is not None:
-        v = sub.add_parser("validate", help="NVE/NVT of student vs teacher, metrics and plots")
+
         add_arguments(v)
-        v.set_defaults(func=cmd_validate)
+    v.set_defaults(func=cmd_validate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ase-distill`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

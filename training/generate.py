@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.io import read, write
-from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.optimize import BFGS
 from tqdm.auto import tqdm
 
 from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json
+from ase_distill.md import MDSettings, make_dynamics
 from training.config import GenerateConfig, to_dict
 from training.structures import load_structure
 from training.teachers import Teacher, TeacherError, TeacherSpec, make_teacher
@@ -61,7 +61,7 @@ def plan_tasks(config: GenerateConfig, seed_names: list[str]) -> list[Task]:
     """All tasks of a run, in a fixed order with per-task RNG seeds."""
     tasks = []
     for name in seed_names:
-        for r in range(config.md.repeats):
+        for r in range(config.md.repeats if config.md.steps > 0 else 0):
             for t in config.md.temperatures:
                 tasks.append(Task(name, "md", float(t), r, 0))
         for sigma in config.rattle.sigmas if config.rattle.count > 0 else []:
@@ -148,14 +148,10 @@ def run_task(teacher: Teacher, start: Atoms, task: Task, config: GenerateConfig)
             MaxwellBoltzmannDistribution(atoms, temperature_K=task.param, rng=rng)
             Stationary(atoms)
             ZeroRotation(atoms)
-            dyn = Langevin(
-                atoms,
-                md.timestep_fs * units.fs,
-                temperature_K=task.param,
-                friction=md.friction_per_fs / units.fs,
-                fixcm=False,
-                rng=rng,
+            settings = MDSettings(
+                "langevin", task.param, md.timestep_fs, md.steps, md.interval, md.friction_per_fs
             )
+            dyn = make_dynamics(atoms, settings, rng)
             for _ in range(md.steps // md.interval):
                 dyn.run(md.interval)
                 if not col.add(atoms):
@@ -202,6 +198,78 @@ def _worker_run(
     return task.id, len(col.frames), col.failures
 
 
+def check_run_record(out: Path, config: GenerateConfig, teacher: Teacher) -> None:
+    """Write ``generate.json`` for a new run; refuse to resume one with a different config."""
+    record = {"config": to_dict(config), "teacher": teacher.metadata()}
+    record_path = out / "generate.json"
+    if not record_path.exists():
+        atomic_write_json(record_path, record)
+        return
+    keep = ("workers", "output")
+
+    def strip(c: dict) -> dict:
+        return {k: v for k, v in c.items() if k not in keep}
+
+    if strip(json.loads(record_path.read_text())["config"]) != strip(record["config"]):
+        raise ValueError(
+            f"{out} holds a generation run with a different config; resume with the same "
+            "config or choose a new output folder."
+        )
+
+
+def load_seeds(config: GenerateConfig) -> dict[str, Atoms]:
+    """Seed structures by name: the training seeds, then the held-out molecules."""
+    seeds: dict[str, Atoms] = {}
+    for spec in list(config.seeds) + [h for h in config.holdout_molecules if h not in config.seeds]:
+        name, atoms = load_structure(spec)
+        seeds[name] = atoms
+    return seeds
+
+
+class _Progress:
+    """Progress bar and the failure log of one generation session."""
+
+    def __init__(self, out: Path, total: int, done: int, enabled: bool) -> None:
+        self.failures_path = out / "failures.jsonl"
+        self.n_failed = 0
+        self.bar = tqdm(total=total, initial=done, desc="generate", disable=not enabled)
+
+    def task_done(self, n_frames: int, failures: list[dict]) -> None:
+        self.n_failed += len(failures)
+        if failures:
+            with self.failures_path.open("a") as fh:
+                for item in failures:
+                    fh.write(json.dumps(item) + "\n")
+        self.bar.update(1)
+        self.bar.set_postfix(frames=n_frames, failed=self.n_failed)
+
+
+def run_tasks(
+    todo: list[Task],
+    seeds: dict[str, Atoms],
+    config: GenerateConfig,
+    teacher: Teacher,
+    shards: Path,
+    progress: _Progress,
+) -> None:
+    """Run tasks in this process or a pool of ``config.workers``; each writes its own shard."""
+    if config.workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(config.workers, ctx, _worker_init, (teacher.spec,)) as pool:
+            futures = [
+                pool.submit(_worker_run, seeds[t.seed_name], t, config, str(shards / f"{t.id}.xyz"))
+                for t in todo
+            ]
+            for fut in as_completed(futures):
+                _, n, fails = fut.result()
+                progress.task_done(n, fails)
+        return
+    for task in todo:
+        col = run_task(teacher, seeds[task.seed_name], task, config)
+        atomic_write_bytes(shards / f"{task.id}.xyz", _frames_bytes(col.frames))
+        progress.task_done(len(col.frames), col.failures)
+
+
 def generate(
     config: GenerateConfig,
     teacher: Teacher | None = None,
@@ -209,6 +277,8 @@ def generate(
     max_tasks: int | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) data generation; returns the summary written to ``summary.json``.
+
+    Steps: check the run record, plan the tasks, run those without a shard, merge.
 
     Args:
         config: what to generate and where (``config.output``).
@@ -229,63 +299,16 @@ def generate(
             "the teacher by name (or import path) instead of passing an object."
         )
     teacher = teacher or make_teacher(TeacherSpec(config.teacher, dict(config.teacher_options)))
-    record = {"config": to_dict(config), "teacher": teacher.metadata()}
-    record_path = out / "generate.json"
-    if record_path.exists():
-        previous = json.loads(record_path.read_text())
-        keep = ("workers", "output")
-        strip = lambda c: {k: v for k, v in c.items() if k not in keep}  # noqa: E731
-        if strip(previous["config"]) != strip(record["config"]):
-            raise ValueError(
-                f"{out} holds a generation run with a different config; resume with the same "
-                "config or choose a new output folder."
-            )
-    else:
-        atomic_write_json(record_path, record)
-
-    seeds: dict[str, Atoms] = {}
-    for spec in list(config.seeds) + [h for h in config.holdout_molecules if h not in config.seeds]:
-        name, atoms = load_structure(spec)
-        seeds[name] = atoms
+    check_run_record(out, config, teacher)
+    seeds = load_seeds(config)
     tasks = plan_tasks(config, list(seeds))
     todo = [t for t in tasks if not (shards / f"{t.id}.xyz").exists()]
     if max_tasks is not None:
         todo = todo[:max_tasks]
-    failures_path = out / "failures.jsonl"
-    n_failed = 0
     t0 = time.time()
-    bar = tqdm(
-        total=len(tasks), initial=len(tasks) - len(todo), desc="generate", disable=not progress
-    )
-
-    def record_failures(items: list[dict]) -> None:
-        nonlocal n_failed
-        n_failed += len(items)
-        if items:
-            with failures_path.open("a") as fh:
-                for item in items:
-                    fh.write(json.dumps(item) + "\n")
-
-    if config.workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(config.workers, ctx, _worker_init, (teacher.spec,)) as pool:
-            futures = [
-                pool.submit(_worker_run, seeds[t.seed_name], t, config, str(shards / f"{t.id}.xyz"))
-                for t in todo
-            ]
-            for fut in as_completed(futures):
-                _, n, fails = fut.result()
-                record_failures(fails)
-                bar.update(1)
-                bar.set_postfix(frames=n, failed=n_failed)
-    else:
-        for task in todo:
-            col = run_task(teacher, seeds[task.seed_name], task, config)
-            atomic_write_bytes(shards / f"{task.id}.xyz", _frames_bytes(col.frames))
-            record_failures(col.failures)
-            bar.update(1)
-            bar.set_postfix(frames=len(col.frames), failed=n_failed)
-    bar.close()
+    bar = _Progress(out, len(tasks), len(tasks) - len(todo), progress)
+    run_tasks(todo, seeds, config, teacher, shards, bar)
+    bar.bar.close()
     missing = [t for t in tasks if not (shards / f"{t.id}.xyz").exists()]
     if missing:
         return {"complete": False, "tasks_done": len(tasks) - len(missing), "tasks": len(tasks)}
@@ -302,7 +325,7 @@ def merge(
         path = out / "shards" / f"{task.id}.xyz"
         if path.stat().st_size:
             frames.extend(read(path, index=":", format="extxyz"))
-    n_tried = len(frames)
+    n_kept = len(frames)  # frames kept after dedupe and teacher failures
     failures_path = out / "failures.jsonl"
     n_failures = len(failures_path.read_text().splitlines()) if failures_path.exists() else 0
     if not frames:
@@ -330,7 +353,7 @@ def merge(
     elements = sorted({int(z) for f in frames for z in f.numbers})
     summary = {
         "complete": True,
-        "frames": n_tried,
+        "frames": n_kept,
         "splits": counts,
         "failures": n_failures,
         "molecules": sorted({f.info["seed"] for f in frames}),

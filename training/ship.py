@@ -11,26 +11,18 @@ import sys
 from pathlib import Path
 
 from ase_distill.checkpoint import load_checkpoint, save_checkpoint
-from ase_distill.registry import STUDENTS, canonical_name, students_dir
-
-#: Targets on held-out molecules, teacher MD at 300-600 K (the distillation issue); the seed
-#: reached force R2 0.9958 / 0.3787 / 0.1499 and 9.6 / 48.6 / 82.3 degrees.
-TARGETS = {
-    "original": {"force_r2": 0.998, "force_angle_deg": 3.0, "energy_mae_mev_per_atom": 1.0},
-    "tiny": {"force_r2": 0.99, "force_angle_deg": 8.0, "energy_mae_mev_per_atom": 3.0},
-    "ultra-tiny": {"force_r2": 0.97, "force_angle_deg": 15.0, "energy_mae_mev_per_atom": 6.0},
-}
-TARGET_SPLIT = "heldout_md_300_600K"
+from ase_distill.family import describe, higher_is_better, member
+from ase_distill.registry import canonical_name, students_dir
 
 
 def target_status(name: str, metrics: dict) -> dict:
-    """Each target against the measured held-out value, and whether it is met."""
-    measured = metrics.get(TARGET_SPLIT, {})
-    out = {"evaluated_on": TARGET_SPLIT}
-    for key, target in TARGETS[name].items():
+    """Each target of the family table against the measured held-out value, and whether met."""
+    family, m = member(name)
+    measured = metrics.get(family.target_split, {})
+    out = {"evaluated_on": family.target_split}
+    for key, target in m.targets.items():
         value = measured.get(key)
-        higher_is_better = key == "force_r2"
-        met = value is not None and (value >= target if higher_is_better else value <= target)
+        met = value is not None and (value >= target if higher_is_better(key) else value <= target)
         out[key] = {"target": target, "measured": value, "met": bool(met)}
     return out
 
@@ -53,7 +45,7 @@ def ship(run_checkpoint: str | Path, name: str, note: str | None = None) -> Path
     data = card.get("training_data", {})
     frames = data.get("frames", {})
     card["name"] = key
-    card["description"] = STUDENTS[key]
+    card["description"] = describe(key, model.count_parameters())
     card["provenance"] = (
         f"Distilled from {teacher.get('name')} ({teacher.get('package', '')} "
         f"{teacher.get('version', '')}) on {sum(frames.values())} teacher-labelled frames of "
@@ -68,8 +60,24 @@ def ship(run_checkpoint: str | Path, name: str, note: str | None = None) -> Path
     return save_checkpoint(model, students_dir() / key, card)
 
 
+def refresh_card(name: str) -> Path:
+    """Re-save a shipped student in the current checkpoint format with a derived description.
+
+    The weights are unchanged (same tensors, migrated keys); the card gains the format-2
+    integrity hash and a description built from the real parameter count.
+    """
+    key = canonical_name(name)
+    model, card = load_checkpoint(students_dir() / key)
+    card["description"] = describe(key, model.count_parameters())
+    card["targets"] = target_status(key, card.get("metrics") or {})
+    return save_checkpoint(model, students_dir() / key, card)
+
+
 def main() -> int:
-    """CLI: ``python -m training.ship RUN_CHECKPOINT NAME [NOTE]``."""
+    """CLI: ``python -m training.ship RUN_CHECKPOINT NAME [NOTE]`` or ``--refresh NAME``."""
+    if len(sys.argv) == 3 and sys.argv[1] == "--refresh":
+        print(f"refreshed {sys.argv[2]} -> {refresh_card(sys.argv[2])}")
+        return 0
     if len(sys.argv) not in (3, 4):
         print(__doc__)
         return 2

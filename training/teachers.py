@@ -4,8 +4,9 @@ A :class:`Teacher` is described by a picklable :class:`TeacherSpec` so that slow
 rebuilt inside worker processes. Names understood by :func:`make_teacher`:
 
 * ``gfn2-xtb``, ``gfn1-xtb``, ``ipea1-xtb``: semi-empirical tight binding through ``tblite``.
-* ``orb-v3-conservative-inf-omat``, ``orb-v3-direct-20-omat``, ``orb-v2``, ... (every model in
-  ``orb_models.forcefield.pretrained.ORB_PRETRAINED_MODELS``): the teacher of record. Options:
+* ``orb-v3-conservative-inf-omat``, ``orb-v3-direct-20-omat``, ``orb-v2``, ...: any name that
+  starts with ``orb`` and is no import path goes to Orb, which checks it against
+  ``orb_models.forcefield.pretrained.ORB_PRETRAINED_MODELS`` when built. Options:
   ``weights_path`` (local file or URL), ``device``, ``precision``; ``random_weights=True`` builds
   the architecture untrained (tests, speed comparisons).
 * ``emt``, ``tip3p``, ``lj``: ASE's cheap calculators (tests).
@@ -78,8 +79,14 @@ class Teacher:
         """Return a copy of ``atoms`` with ``info['energy']``, ``arrays['forces']`` (and stress).
 
         Raises:
-            TeacherError: the calculator raised, or returned NaN / inf.
+            TeacherError: non-finite positions or cell (checked before the teacher runs), the
+                calculator raised, or it returned NaN / inf.
         """
+        if not np.isfinite(atoms.positions).all() or not np.isfinite(atoms.cell[:]).all():
+            raise TeacherError(
+                f"refusing to label a structure with NaN or infinite positions or cell "
+                f"(teacher {self.name}): the MD or rattle that produced it diverged."
+            )
         frame = atoms.copy()
         frame.calc = None
         work = atoms.copy()
@@ -280,7 +287,7 @@ def make_teacher(spec: TeacherSpec | str | Calculator, **options: Any) -> Teache
     key = name.lower()
     if key in _XTB:
         return XTBTeacher(spec, _xtb_factory(_XTB[key], spec.options))
-    if key.startswith("orb"):
+    if key.startswith("orb") and ":" not in name:  # "orbital.calc:X" is an import path
         return OrbTeacher(TeacherSpec(key, spec.options))
     if key in _ASE_CHEAP or ":" in name:
         target = _import_path(_ASE_CHEAP.get(key, name))

@@ -1,9 +1,13 @@
 """Train a student on teacher labels: energy per atom + forces (+ stress) matching.
 
-Every epoch writes ``last.pt`` (full training state, atomic) and ``metrics.json``; the best EMA
+Every epoch writes ``last.pt`` (full training state *and* the metrics history, atomic) and then
+``metrics.json`` (a view of that history, so a kill between the two loses nothing); the best EMA
 model by validation force RMSE is ``best.pt`` + ``best.json`` (a loadable student checkpoint).
 ``resume=True`` continues from ``last.pt`` bit for bit: batch order comes from a generator seeded
 by ``(seed, epoch)`` and all optimiser / EMA / scheduler state is restored.
+
+Graphs come from the project's one graph builder (:func:`ase_distill.graph.structure_graph`,
+cached per frame, and :func:`ase_distill.graph.batch_graphs` per batch).
 """
 
 from __future__ import annotations
@@ -23,42 +27,48 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json, save_checkpoint
-from ase_distill.graph import AtomsGraph, check_atoms
+from ase_distill.graph import AtomsGraph, StructureGraph, batch_graphs, structure_graph
 from ase_distill.metrics import fidelity_report
 from ase_distill.model import ConservativePotential, StudentModel, size_config
-from ase_distill.neighbors import neighbor_list
-from ase_distill.ops import csr_offsets
-from training.config import TrainConfig, to_dict
+from training.config import ConfigError, TrainConfig, to_dict
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
+
+#: Config keys that may change on ``--resume`` (they do not change what was trained so far).
+RESUMABLE_CHANGES = {"epochs", "patience", "threads", "device"}
+#: Files of a run; a folder holding any of them is a run (refused without resume / overwrite).
+RUN_FILES = ("last.pt", "best.pt", "best.json", "metrics.json", "summary.json", "config.json")
+EVAL_SPLITS = ("validation", "test", "test_molecule")
+
+
+class TrainingError(ValueError):
+    """Training cannot go on (non-finite loss or gradients, a refused resume, a taken folder)."""
 
 
 @dataclass
-class Frame:
-    """One labelled structure with its precomputed neighbour list."""
+class Sample:
+    """One labelled frame: its cached graph, teacher labels and where it came from."""
 
-    numbers: np.ndarray
-    positions: np.ndarray
-    cell: np.ndarray
-    edges: np.ndarray  # (2, E)
-    shifts: np.ndarray  # (E, 3)
+    graph: StructureGraph
     energy: float
     forces: np.ndarray
     stress: np.ndarray | None  # (3, 3) or None
+    index: int  # frame number in dataset.xyz
+    origin: str  # seed molecule and generation task, for error messages
 
 
 def filter_frames(frames: list[Atoms], max_force: float) -> list[Atoms]:
     """Frames whose largest teacher force component is at most ``max_force`` (0: keep all).
 
     Near-overlapping atoms from strong rattles reach hundreds of eV/A; in a squared loss a
-    handful of them would outweigh thousands of MD frames.
+    handful of them would outweigh thousands of MD frames. Applied to training frames only.
     """
     if max_force <= 0:
         return list(frames)
     return [f for f in frames if np.abs(f.arrays[FORCES_KEY]).max() <= max_force]
 
 
-def prepare(frames: list[Atoms], cutoff: float, species: tuple[int, ...]) -> list[Frame]:
-    """Validate labelled frames and precompute their neighbour lists.
+def prepare(frames: list[Atoms], cutoff: float, species: tuple[int, ...]) -> list[Sample]:
+    """Validate labelled frames and cache their graphs.
 
     Raises:
         ValueError: a frame lacks labels, has non-finite labels, or unknown elements.
@@ -67,76 +77,56 @@ def prepare(frames: list[Atoms], cutoff: float, species: tuple[int, ...]) -> lis
 
     out = []
     for k, atoms in enumerate(frames):
-        check_atoms(atoms, species)
+        index = int(atoms.info.get("frame_index", k))
         if ENERGY_KEY not in atoms.info or FORCES_KEY not in atoms.arrays:
-            raise ValueError(f"Frame {k} lacks {ENERGY_KEY}/{FORCES_KEY}; regenerate the dataset.")
+            raise ValueError(f"Frame {index} lacks {ENERGY_KEY}/{FORCES_KEY}; regenerate it.")
         energy = float(atoms.info[ENERGY_KEY])
         forces = np.asarray(atoms.arrays[FORCES_KEY], dtype=np.float64)
         if not (np.isfinite(energy) and np.isfinite(forces).all()):
-            raise ValueError(f"Frame {k} has non-finite teacher labels.")
+            raise ValueError(f"Frame {index} has non-finite teacher labels.")
         stress = atoms.info.get(STRESS_KEY)
         if stress is not None:
             stress = voigt_6_to_full_3x3_stress(np.asarray(stress, dtype=np.float64))
-        i, j, s = neighbor_list(atoms, cutoff, min_distance=None)
-        out.append(
-            Frame(
-                numbers=atoms.numbers.astype(np.int64),
-                positions=atoms.positions.astype(np.float64),
-                cell=np.asarray(atoms.cell[:], dtype=np.float64),
-                edges=np.stack([i, j]),
-                shifts=s.astype(np.float64),
-                energy=energy,
-                forces=forces,
-                stress=stress,
-            )
-        )
+        graph = structure_graph(atoms, cutoff, species, min_distance=None)
+        origin = f"{atoms.info.get('seed', '?')} {atoms.info.get('task', '')}".strip()
+        out.append(Sample(graph, energy, forces, stress, index, origin))
     return out
 
 
-def collate(frames: list[Frame], dtype: torch.dtype) -> tuple[AtomsGraph, dict[str, torch.Tensor]]:
-    """One batched graph and its targets."""
-    counts = np.array([len(f.numbers) for f in frames])
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    edges = np.concatenate([f.edges + s for f, s in zip(frames, starts)], axis=1)
-    receivers = torch.from_numpy(edges[0])
-    n = int(counts.sum())
-    graph = AtomsGraph(
-        positions=torch.from_numpy(np.concatenate([f.positions for f in frames])),
-        numbers=torch.from_numpy(np.concatenate([f.numbers for f in frames])),
-        cell=torch.from_numpy(np.stack([f.cell for f in frames])),
-        batch=torch.from_numpy(np.repeat(np.arange(len(frames)), counts)),
-        edge_index=torch.from_numpy(edges),
-        edge_shift=torch.from_numpy(np.concatenate([f.shifts for f in frames])),
-        offsets=csr_offsets(receivers, n),
-        n_structures=len(frames),
-    ).to(dtype=dtype)
+def collate(
+    samples: list[Sample], dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> tuple[AtomsGraph, dict[str, torch.Tensor]]:
+    """One batched graph (the project's batching step) and its targets."""
+    graph = batch_graphs([s.graph for s in samples], dtype, device)
+    counts = np.array([len(s.graph.numbers) for s in samples])
     targets = {
-        "energy": torch.tensor([f.energy for f in frames], dtype=dtype),
-        "forces": torch.from_numpy(np.concatenate([f.forces for f in frames])).to(dtype),
+        "energy": torch.tensor([s.energy for s in samples], dtype=dtype),
+        "forces": torch.from_numpy(np.concatenate([s.forces for s in samples])).to(dtype),
         "n_atoms": torch.from_numpy(counts).to(dtype),
     }
-    stressed = [f.stress is not None for f in frames]
+    stressed = [s.stress is not None for s in samples]
     if any(stressed):
-        targets["stress"] = torch.from_numpy(
-            np.stack([f.stress if f.stress is not None else np.zeros((3, 3)) for f in frames])
-        ).to(dtype)
+        zeros = np.zeros((3, 3))
+        stacked = np.stack([s.stress if s.stress is not None else zeros for s in samples])
+        targets["stress"] = torch.from_numpy(stacked).to(dtype)
         targets["stress_mask"] = torch.tensor(stressed)
-    return graph, targets
+    return graph, {k: v.to(device) for k, v in targets.items()}
 
 
-def fit_energy_reference(frames: list[Frame], species: tuple[int, ...]) -> tuple[dict, float]:
+def fit_energy_reference(samples: list[Sample], species: tuple[int, ...]) -> tuple[dict, float]:
     """Per-element reference energies by least squares, and a force scale (RMS component)."""
-    counts = np.array([[np.sum(f.numbers == z) for z in species] for f in frames], dtype=float)
-    energies = np.array([f.energy for f in frames])
+    counts = np.array([[np.sum(s.graph.numbers == z) for z in species] for s in samples], float)
+    energies = np.array([s.energy for s in samples])
     present = counts.sum(axis=0) > 0
     ref = np.zeros(len(species))
     sol, *_ = np.linalg.lstsq(counts[:, present], energies, rcond=None)
     ref[present] = sol
-    scale = float(np.sqrt(np.mean(np.concatenate([f.forces.ravel() for f in frames]) ** 2)))
+    scale = float(np.sqrt(np.mean(np.concatenate([s.forces.ravel() for s in samples]) ** 2)))
     return {z: float(e) for z, e in zip(species, ref)}, max(scale, 1e-3)
 
 
-def _loss(model, graph, targets, config: TrainConfig, create_graph: bool):
+def loss_fn(model, graph, targets, config: TrainConfig, create_graph: bool):
+    """Weighted squared errors of energy per atom, forces and (masked) stress."""
     pot = ConservativePotential(model)
     out = pot.evaluate(graph, forces=True, stress="stress" in targets, create_graph=create_graph)
     e_err = (out["energy"] - targets["energy"]) / targets["n_atoms"]
@@ -151,30 +141,29 @@ def _loss(model, graph, targets, config: TrainConfig, create_graph: bool):
 
 
 def predict(
-    model: StudentModel, frames: list[Frame], batch_size: int = 32
+    model: StudentModel, samples: list[Sample], batch_size: int = 32
 ) -> dict[str, np.ndarray]:
-    """Energies and forces of ``frames`` (float64 evaluation on the model's device)."""
+    """Energies and forces of ``samples`` (float64 evaluation on the model's device)."""
     device = next(model.parameters()).device
     energies, forces = [], []
-    for k in range(0, len(frames), batch_size):
-        graph, _ = collate(frames[k : k + batch_size], torch.float64)
-        out = ConservativePotential(model).evaluate(graph.to(device), forces=True)
+    for k in range(0, len(samples), batch_size):
+        graph, _ = collate(samples[k : k + batch_size], torch.float64, device)
+        out = ConservativePotential(model).evaluate(graph, forces=True)
         energies.append(out["energy"].detach().cpu().numpy())
         forces.append(out["forces"].detach().cpu().numpy())
     return {"energy": np.concatenate(energies), "forces": np.concatenate(forces)}
 
 
-def evaluate_frames(model: StudentModel, frames: list[Frame]) -> dict[str, Any]:
-    """Fidelity report of ``model`` on labelled frames (see :mod:`ase_distill.metrics`)."""
-    eval_model = _copy_double(model)
-    pred = predict(eval_model, frames)
+def evaluate_samples(model: StudentModel, samples: list[Sample]) -> dict[str, Any]:
+    """Fidelity report of ``model`` on labelled samples (see :mod:`ase_distill.metrics`)."""
+    pred = predict(_copy_double(model), samples)
     return fidelity_report(
         pred["forces"],
-        np.concatenate([f.forces for f in frames]),
-        np.concatenate([f.numbers for f in frames]),
+        np.concatenate([s.forces for s in samples]),
+        np.concatenate([s.graph.numbers for s in samples]),
         pred["energy"],
-        np.array([f.energy for f in frames]),
-        np.array([len(f.numbers) for f in frames]),
+        np.array([s.energy for s in samples]),
+        np.array([len(s.graph.numbers) for s in samples]),
     )
 
 
@@ -207,10 +196,327 @@ class EMA:
         return m.to(next(like.parameters()).device)
 
 
+def hardware(device: str) -> str:
+    """Where training ran, for the model card (GPU name or CPU and thread count)."""
+    if torch.device(device).type == "cuda":
+        return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def split_frames(frames: list[Atoms], max_force: float) -> tuple[dict, dict[str, int]]:
+    """Frames by split, with the ``max_force`` filter applied to training frames only.
+
+    Returns the splits and, per evaluation split, how many frames exceed ``max_force``
+    (reported in the card, never dropped).
+    """
+    by_split: dict[str, list[Atoms]] = {}
+    for k, f in enumerate(frames):
+        f.info["frame_index"] = k
+        by_split.setdefault(f.info.get("split", "train"), []).append(f)
+    by_split["train"] = filter_frames(by_split.get("train", []), max_force)
+    above = {}
+    if max_force > 0:
+        for split in EVAL_SPLITS:
+            kept = filter_frames(by_split.get(split, []), max_force)
+            above[split] = len(by_split.get(split, [])) - len(kept)
+    return by_split, above
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to train into a folder holding a run unless resuming or told to overwrite."""
+    taken = [name for name in RUN_FILES if (out / name).exists()]
+    if resume and overwrite:
+        raise TrainingError("Give either --resume or --overwrite, not both.")
+    if taken and not (resume or overwrite):
+        raise TrainingError(
+            f"{out} already holds a training run ({', '.join(taken)}). Continue it with "
+            "--resume, replace it with --overwrite, or choose another --output."
+        )
+    if overwrite:
+        for name in taken:
+            (out / name).unlink()
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+    """Refuse a resume whose config differs from the saved run in a key that matters."""
+    current = to_dict(config)
+    changed = sorted(
+        k
+        for k in set(saved) | set(current)
+        if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
+    )
+    if changed:
+        diffs = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise TrainingError(
+            f"Cannot resume {config.output}: the config changed ({diffs}). Only "
+            f"{', '.join(sorted(RESUMABLE_CHANGES))} may change on resume; train into a new "
+            "--output (or --overwrite) for a different run."
+        )
+
+
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+class Trainer:
+    """One training run: data, model and state, run epoch by epoch.
+
+    Args:
+        config: the run.
+        resume: continue from ``OUTPUT/last.pt`` (the config must match, see
+            :data:`RESUMABLE_CHANGES`).
+        overwrite: replace a run already in ``OUTPUT``.
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.config, self.progress = config, progress
+        self.out = Path(config.output)
+        check_run_folder(self.out, resume, overwrite)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.device = self._device(config.device)
+        self.arch = size_config(config.size, **config.architecture)
+        self.by_split, self.above_max_force = split_frames(
+            read_dataset(config.dataset), config.max_force
+        )
+        self.train_samples, self.val_samples = self._samples()
+        torch.manual_seed(config.seed)
+        self.model = StudentModel(self.arch)
+        reference = fit_energy_reference(self.train_samples, self.arch.species)
+        self.model.set_energy_reference(*reference)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.ema = EMA(self.model, config.ema_decay)
+        self.epoch, self.best, self.bad_epochs = 0, math.inf, 0
+        self.history: list[dict[str, Any]] = []
+        self.seconds = 0.0
+        if resume:
+            self._restore()
+        atomic_write_json(self.out / "config.json", to_dict(config))
+
+    @staticmethod
+    def _device(name: str) -> torch.device:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                f"train.device is {name!r} but this torch has no CUDA device; use device: cpu."
+            )
+        return device
+
+    def _samples(self) -> tuple[list[Sample], list[Sample]]:
+        config, arch = self.config, self.arch
+        if not self.by_split.get("train"):
+            raise TrainingError(f"Dataset {config.dataset} has no training frames.")
+        train_samples = prepare(self.by_split["train"], arch.cutoff, arch.species)
+        if self.by_split.get("validation"):
+            val = prepare(self.by_split["validation"], arch.cutoff, arch.species)
+        elif config.select_on_train:
+            val = train_samples[:50]
+        else:
+            raise TrainingError(
+                f"Dataset {config.dataset} has no validation frames, so the best model would be "
+                "chosen on training frames. Generate with validation_fraction > 0, or set "
+                "train.select_on_train=true to accept selection on training frames."
+            )
+        return train_samples, val
+
+    def _restore(self) -> None:
+        last = self.out / "last.pt"
+        if not last.is_file():
+            raise TrainingError(f"Cannot resume: {last} does not exist; start without --resume.")
+        saved_config = self.out / "config.json"
+        if saved_config.is_file():
+            check_resumable(json.loads(saved_config.read_text()), self.config)
+        state = torch.load(last, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ema.state = state["ema"]
+        self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
+        self.seconds = state["seconds"]
+        if "history" in state:
+            self.history = json.loads(state["history"])
+        else:  # runs written before the history moved into last.pt
+            self.history = json.loads((self.out / "metrics.json").read_text())["epochs"]
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine schedule from ``lr`` to ``min_lr`` over ``epochs``."""
+        c = self.config
+        t = min(epoch / max(c.epochs, 1), 1.0)
+        return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * t))
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        c = self.config
+        gen = torch.Generator().manual_seed(c.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_samples), generator=gen).tolist()
+        batches = [order[k : k + c.batch_size] for k in range(0, len(order), c.batch_size)]
+        return batches[: c.max_steps_per_epoch] if c.max_steps_per_epoch else batches
+
+    def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor, batch: list[Sample]):
+        if bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm)):
+            return
+        what = "loss" if not bool(torch.isfinite(loss)) else "gradient"
+        frames = ", ".join(f"{s.index} ({s.origin})" for s in batch[:20])
+        raise TrainingError(
+            f"Non-finite {what} in epoch {self.epoch + 1}; the batch held dataset frames "
+            f"{frames}. Check these frames' labels, lower the learning rate, or set "
+            "train.max_force to drop extreme frames. Nothing of this epoch was saved."
+        )
+
+    def train_epoch(self) -> float:
+        """One pass over the training batches; returns the mean loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.epoch)
+        self.model.train()
+        total, batches = 0.0, self._batches(self.epoch)
+        bar = tqdm(
+            batches,
+            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+            disable=not self.progress,
+            leave=False,
+        )
+        for idx in bar:
+            batch = [self.train_samples[i] for i in idx]
+            graph, targets = collate(batch, torch.float32, self.device)
+            loss, _ = loss_fn(self.model, graph, targets, self.config, create_graph=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self._check_finite(loss.detach(), norm, batch)
+            self.optimizer.step()
+            self.ema.update(self.model)
+            total += float(loss.detach())
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+        return total / max(len(batches), 1)
+
+    def evaluate(self) -> tuple[StudentModel, dict[str, Any]]:
+        """The EMA model and its validation metrics."""
+        ema_model = self.ema.model(self.model)
+        return ema_model, evaluate_samples(ema_model, self.val_samples)
+
+    def checkpoint(self, ema_model: StudentModel, val: dict[str, Any]) -> None:
+        """Keep the best EMA model, then write ``last.pt`` (history inside), ``metrics.json``."""
+        if val["force_rmse"] < self.best:
+            self.best, self.bad_epochs = val["force_rmse"], 0
+            save_checkpoint(ema_model, self.out / "best", {"training": {"epoch": self.epoch}})
+        else:
+            self.bad_epochs += 1
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state,
+            "epoch": self.epoch,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "seconds": self.seconds,
+            "history": json.dumps(self.history),  # a string: weights_only loads it
+        }
+        _save_state(self.out / "last.pt", state)
+        atomic_write_json(self.out / "metrics.json", {"epochs": self.history})
+
+    def run(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
+        """Train to ``epochs`` (or early stop); returns the summary of :meth:`finish`."""
+        epochs_run, stopped_early = 0, False
+        while self.epoch < self.config.epochs:
+            if self.bad_epochs >= self.config.patience:
+                stopped_early = True
+                break
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                return {"complete": False, "epoch": self.epoch}
+            t0 = time.time()
+            train_loss = self.train_epoch()
+            ema_model, val = self.evaluate()
+            self.seconds += time.time() - t0
+            self.epoch += 1
+            self.history.append(self._row(train_loss, val))
+            self.checkpoint(ema_model, val)
+            epochs_run += 1
+            if self.progress:
+                tqdm.write(self._line(self.history[-1]))
+        return self.finish(stopped_early)
+
+    def _row(self, train_loss: float, val: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "lr": self.lr_at(self.epoch - 1),
+            "train_loss": train_loss,
+            "val_force_rmse": val["force_rmse"],
+            "val_force_r2": val["force_r2"],
+            "val_energy_mae_mev_per_atom": val["energy_mae_mev_per_atom"],
+            "seconds": round(self.seconds, 1),
+        }
+
+    @staticmethod
+    def _line(row: dict[str, Any]) -> str:
+        return (
+            f"epoch {row['epoch']}: loss {row['train_loss']:.4g}  val F-RMSE "
+            f"{row['val_force_rmse']:.4f} eV/A  R2 {row['val_force_r2']:.4f}  "
+            f"E-MAE {row['val_energy_mae_mev_per_atom']:.2f} meV/atom"
+        )
+
+    def finish(self, stopped_early: bool) -> dict[str, Any]:
+        """Evaluate the best model on every evaluation split and write its model card."""
+        from ase_distill.checkpoint import load_checkpoint
+
+        best, _ = load_checkpoint(self.out / "best")
+        metrics = {
+            split: evaluate_samples(best, prepare(frames, self.arch.cutoff, self.arch.species))
+            for split, frames in self._evaluation_sets().items()
+            if frames
+        }
+        card = self._card(metrics, stopped_early)
+        save_checkpoint(best, self.out / "best", card)
+        summary = {"complete": True, "best": str(self.out / "best.pt"), "metrics": metrics}
+        atomic_write_json(self.out / "summary.json", summary)
+        return summary
+
+    def _evaluation_sets(self) -> dict[str, list[Atoms]]:
+        sets = {s: self.by_split.get(s, []) for s in EVAL_SPLITS}
+        # the project's target: held-out molecules, teacher MD at 300 and 600 K
+        sets["heldout_md_300_600K"] = [
+            f
+            for f in self.by_split.get("test_molecule", [])
+            if f.info.get("kind") == "md" and float(f.info.get("param", 0)) <= 600.0
+        ]
+        return sets
+
+    def _card(self, metrics: dict[str, Any], stopped_early: bool) -> dict[str, Any]:
+        dataset_dir = Path(self.config.dataset).parent
+        data_summary = {}
+        if (dataset_dir / "summary.json").is_file():
+            data_summary = json.loads((dataset_dir / "summary.json").read_text())
+        return {
+            "teacher": data_summary.get("teacher", {"name": "unknown"}),
+            "training_data": {
+                "dataset": str(self.config.dataset),
+                "frames": {k: len(v) for k, v in self.by_split.items()},
+                "eval_frames_above_max_force": self.above_max_force,
+                "model_selection": "validation" if self.by_split.get("validation") else "train",
+                "molecules": data_summary.get("molecules"),
+                "holdout_molecules": data_summary.get("holdout_molecules"),
+                "generation": (data_summary.get("config") or {}),
+            },
+            "training": {
+                "config": to_dict(self.config),
+                "epochs_run": len(self.history),
+                "stopped_early": stopped_early,
+                "seconds": round(self.seconds, 1),
+                "hardware": hardware(self.config.device),
+            },
+            "metrics": metrics,
+        }
 
 
 def train(
@@ -218,6 +524,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after_epochs: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) a student; returns the final summary (also in ``summary.json``).
 
@@ -226,177 +533,10 @@ def train(
         resume: continue from ``OUTPUT/last.pt``.
         progress: show progress bars.
         stop_after_epochs: stop (as if killed) after this many epochs in this call; for tests.
+        overwrite: replace a run already in ``OUTPUT`` (refused otherwise).
+
+    Raises:
+        TrainingError: a taken output folder, a refused resume, non-finite loss or gradients.
     """
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    arch = size_config(config.size, **config.architecture)
-    all_frames = read_dataset(config.dataset)
-    by_split: dict[str, list[Atoms]] = {}
-    for f in filter_frames(all_frames, config.max_force):
-        by_split.setdefault(f.info.get("split", "train"), []).append(f)
-    if not by_split.get("train"):
-        raise ValueError(f"Dataset {config.dataset} has no training frames.")
-    train_frames = prepare(by_split["train"], arch.cutoff, arch.species)
-    val_frames = prepare(
-        by_split.get("validation") or by_split["train"][:50], arch.cutoff, arch.species
-    )
-
-    torch.manual_seed(config.seed)
-    model = StudentModel(arch)
-    reference, scale = fit_energy_reference(train_frames, arch.species)
-    model.set_energy_reference(reference, scale)
-    device = torch.device(config.device)
-    model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    ema = EMA(model, config.ema_decay)
-    start_epoch, best, bad_epochs, history, seconds = 0, math.inf, 0, [], 0.0
-    last_path = out / "last.pt"
-    if resume:
-        if not last_path.is_file():
-            raise ValueError(f"Cannot resume: {last_path} does not exist; start without --resume.")
-        state = torch.load(last_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        ema.state = state["ema"]
-        start_epoch, best, bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
-        seconds = state["seconds"]
-        history = json.loads((out / "metrics.json").read_text())["epochs"]
-    atomic_write_json(out / "config.json", to_dict(config))
-
-    def lr_at(epoch: int) -> float:
-        t = min(epoch / max(config.epochs, 1), 1.0)
-        return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * t))
-
-    epochs_run = 0
-    stopped_early = False
-    for epoch in range(start_epoch, config.epochs):
-        if bad_epochs >= config.patience:
-            stopped_early = True
-            break
-        if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-            return {"complete": False, "epoch": epoch}
-        t0 = time.time()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(epoch)
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(len(train_frames), generator=gen).tolist()
-        batches = [
-            order[k : k + config.batch_size] for k in range(0, len(order), config.batch_size)
-        ]
-        if config.max_steps_per_epoch:
-            batches = batches[: config.max_steps_per_epoch]
-        model.train()
-        total = 0.0
-        bar = tqdm(
-            batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False
-        )
-        for idx in bar:
-            graph, targets = collate([train_frames[i] for i in idx], torch.float32)
-            graph = graph.to(device)
-            targets = {k: v.to(device) for k, v in targets.items()}
-            loss, _ = _loss(model, graph, targets, config, create_graph=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            ema.update(model)
-            total += float(loss.detach())
-            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
-        ema_model = ema.model(model)
-        val = evaluate_frames(ema_model, val_frames)
-        seconds += time.time() - t0
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr_at(epoch),
-            "train_loss": total / max(len(batches), 1),
-            "val_force_rmse": val["force_rmse"],
-            "val_force_r2": val["force_r2"],
-            "val_energy_mae_mev_per_atom": val["energy_mae_mev_per_atom"],
-            "seconds": round(seconds, 1),
-        }
-        history.append(row)
-        if val["force_rmse"] < best:
-            best, bad_epochs = val["force_rmse"], 0
-            save_checkpoint(ema_model, out / "best", {"training": {"epoch": epoch + 1}})
-        else:
-            bad_epochs += 1
-        _save_state(
-            last_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema.state,
-                "epoch": epoch + 1,
-                "best": best,
-                "bad_epochs": bad_epochs,
-                "seconds": seconds,
-            },
-        )
-        atomic_write_json(out / "metrics.json", {"epochs": history})
-        epochs_run += 1
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: loss {row['train_loss']:.4g}  val F-RMSE "
-                f"{val['force_rmse']:.4f} eV/A  R2 {val['force_r2']:.4f}  "
-                f"E-MAE {val['energy_mae_mev_per_atom']:.2f} meV/atom"
-            )
-    return finish(config, by_split, arch, history, seconds, stopped_early)
-
-
-def hardware(device: str) -> str:
-    """Where training ran, for the model card (GPU name or CPU and thread count)."""
-    if torch.device(device).type == "cuda":
-        return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
-    return (
-        f"{platform.machine()} {platform.processor() or ''} CPU, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
-
-
-def finish(config, by_split, arch, history, seconds, stopped_early) -> dict[str, Any]:
-    """Evaluate the best model on test splits and write its model card."""
-    from ase_distill.checkpoint import load_checkpoint
-
-    out = Path(config.output)
-    best, _ = load_checkpoint(out / "best")
-    metrics: dict[str, Any] = {}
-    subsets = {s: by_split.get(s, []) for s in ("validation", "test", "test_molecule")}
-    # the project's target: held-out molecules, teacher MD at 300 and 600 K
-    subsets["heldout_md_300_600K"] = [
-        f
-        for f in by_split.get("test_molecule", [])
-        if f.info.get("kind") == "md" and float(f.info.get("param", 0)) <= 600.0
-    ]
-    for split, frames in subsets.items():
-        if frames:
-            metrics[split] = evaluate_frames(best, prepare(frames, arch.cutoff, arch.species))
-    dataset_dir = Path(config.dataset).parent
-    data_summary = {}
-    if (dataset_dir / "summary.json").is_file():
-        data_summary = json.loads((dataset_dir / "summary.json").read_text())
-    card = {
-        "teacher": data_summary.get("teacher", {"name": "unknown"}),
-        "training_data": {
-            "dataset": str(config.dataset),
-            "frames": {k: len(v) for k, v in by_split.items()},
-            "molecules": data_summary.get("molecules"),
-            "holdout_molecules": data_summary.get("holdout_molecules"),
-            "generation": (data_summary.get("config") or {}),
-        },
-        "training": {
-            "config": to_dict(config),
-            "epochs_run": len(history),
-            "stopped_early": stopped_early,
-            "seconds": round(seconds, 1),
-            "hardware": hardware(config.device),
-        },
-        "metrics": metrics,
-    }
-    save_checkpoint(best, out / "best", card)
-    summary = {"complete": True, "best": str(out / "best.pt"), "metrics": metrics}
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+    trainer = Trainer(config, resume=resume, overwrite=overwrite, progress=progress)
+    return trainer.run(stop_after_epochs)

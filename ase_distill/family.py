@@ -1,0 +1,123 @@
+"""The one table of shipped student families: names, sizes, roles and targets.
+
+Everything that lists students derives from :data:`FAMILIES`: the registry (names and
+descriptions), the size configs (:data:`ase_distill.model.SIZES`), the CLI's choices, the card
+targets written by ``training.ship``, the benchmark lists and the tests. A second family (for
+example periodic water students distilled from SevenNet-0) is one more entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Member:
+    """One named student of a family.
+
+    Attributes:
+        name: registry name (``DistilledCalculator(name)``).
+        size: size name, shared across families (``original`` / ``tiny`` / ``ultra-tiny``).
+        architecture: :class:`~ase_distill.model.StudentConfig` fields of this member.
+        role: what the member is for, one phrase (its description adds the parameter count).
+        targets: goals on the family's held-out split; ``force_r2`` is higher-is-better, every
+            other key lower-is-better.
+    """
+
+    name: str
+    size: str
+    architecture: dict[str, Any]
+    role: str
+    targets: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Students distilled from one teacher on one kind of chemistry."""
+
+    name: str
+    species: tuple[int, ...]
+    target_split: str
+    members: tuple[Member, ...]
+
+
+#: Architecture of each size; a family may override species and cutoff.
+SIZE_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "original": {"features": 112, "interactions": 3, "radial_basis": 20},
+    "tiny": {"features": 46, "interactions": 3, "radial_basis": 16},
+    "ultra-tiny": {"features": 24, "interactions": 3, "radial_basis": 8},
+}
+
+FAMILIES: dict[str, Family] = {
+    "chno": Family(
+        name="chno",
+        species=(1, 6, 7, 8),
+        target_split="heldout_md_300_600K",
+        members=(
+            Member(
+                "original",
+                "original",
+                SIZE_ARCHITECTURES["original"],
+                "largest student: highest fidelity",
+                {"force_r2": 0.998, "force_angle_deg": 3.0, "energy_mae_mev_per_atom": 1.0},
+            ),
+            Member(
+                "tiny",
+                "tiny",
+                SIZE_ARCHITECTURES["tiny"],
+                "default student: the speed / fidelity sweet spot",
+                {"force_r2": 0.99, "force_angle_deg": 8.0, "energy_mae_mev_per_atom": 3.0},
+            ),
+            Member(
+                "ultra-tiny",
+                "ultra-tiny",
+                SIZE_ARCHITECTURES["ultra-tiny"],
+                "smallest student: fastest, for screening",
+                {"force_r2": 0.97, "force_angle_deg": 15.0, "energy_mae_mev_per_atom": 6.0},
+            ),
+        ),
+    ),
+}
+
+#: Accepted spellings -> canonical name.
+ALIASES: dict[str, str] = {
+    "ultra_tiny": "ultra-tiny",
+    "ultratiny": "ultra-tiny",
+    "default": "tiny",
+    "large": "original",
+}
+
+#: The student ``DistilledCalculator()`` loads without a name.
+DEFAULT_STUDENT = "tiny"
+
+
+def members() -> dict[str, tuple[Family, Member]]:
+    """Every named student with its family, in table order."""
+    return {m.name: (f, m) for f in FAMILIES.values() for m in f.members}
+
+
+def student_names() -> list[str]:
+    """Names of all students in the table."""
+    return list(members())
+
+
+def member(name: str) -> tuple[Family, Member]:
+    """``(family, member)`` of a canonical student name (``KeyError`` if unknown)."""
+    return members()[name]
+
+
+def size_names() -> list[str]:
+    """Size names (``original``, ``tiny``, ``ultra-tiny``)."""
+    return list(SIZE_ARCHITECTURES)
+
+
+def describe(name: str, parameters: int) -> str:
+    """Description of a student with its real parameter count (never a hand-written one)."""
+    _, m = member(name)
+    return f"{m.role} ({parameters:,} parameters)"
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (R2); errors and angles are lower-better."""
+    return metric.endswith("r2")
