@@ -23,7 +23,7 @@ $(VENV)/bin/python:
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[test,xtb,validation,smiles,orb,export]" "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[test,xtb,validation,smiles,orb,export,metatomic,sevennet,dask]" "$(TORCH_SPEC)"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -265,7 +265,7 @@ class OnnxCalculator(Calculator):
 
 
 def export_cli(args) -> int:
-    """``ase-distill export``: write a student as TorchScript or ONNX."""
+    """``ase-distill export``: write a student as TorchScript, ONNX or a metatomic model."""
     from ase_distill.registry import resolve_student
 
     model, card = resolve_student(args.student)
@@ -274,6 +274,12 @@ def export_cli(args) -> int:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     if args.format == "torchscript":
         path = export_torchscript(model, args.output, card, dtype)
+    elif args.format == "metatomic":
+        try:
+            from ase_distill.export_metatomic import export_metatomic
+        except ImportError as exc:
+            raise ValueError(str(exc)) from exc
+        path = export_metatomic(model, args.output, card, dtype)
     else:
         path = export_onnx(model, args.output, card, dtype)
     print(f"exported {args.student} as {args.format} ({args.dtype}) -> {path}")

@@ -351,3 +351,19 @@ def test_generation_killed_with_sigkill_resumes(cu_seed, tmp_path):
     full = tmp_path / "full"
     assert subprocess.run(cli(full), cwd=ROOT, env=env).returncode == 0
     assert filecmp.cmp(killed / "dataset.xyz", full / "dataset.xyz", shallow=False)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_writes_the_same_shards(cu_seed, tmp_path):
+    """Labelling through Dask (a LocalCluster) gives byte-identical shards to the process pool."""
+    pytest.importorskip("dask.distributed", reason="optional extra ase-distill[dask]")
+    pool = _emt_gen(tmp_path / "pool", cu_seed, workers=2)
+    dask = _emt_gen(tmp_path / "dask", cu_seed, workers=2, executor="dask")
+    generate(pool, progress=False)
+    generate(dask, progress=False)
+    names = sorted(p.name for p in (tmp_path / "pool" / "shards").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "dask" / "shards").iterdir())
+    for name in names:
+        a = (tmp_path / "pool" / "shards" / name).read_bytes()
+        assert a == (tmp_path / "dask" / "shards" / name).read_bytes(), name
+    assert filecmp.cmp(tmp_path / "pool" / "dataset.xyz", tmp_path / "dask" / "dataset.xyz")

@@ -122,11 +122,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     t.set_defaults(func=cmd_train)
 
-    x = sub.add_parser("export", help="export a student to TorchScript or ONNX")
+    x = sub.add_parser(
+        "export", help="export a student: TorchScript, ONNX, or metatomic (LAMMPS, i-PI, TorchSim)"
+    )
     x.add_argument("--student", default="tiny", help="shipped name or checkpoint path")
-    x.add_argument("--format", choices=["torchscript", "onnx"], required=True)
+    x.add_argument("--format", choices=["torchscript", "onnx", "metatomic"], required=True)
     x.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    x.add_argument("-o", "--output", required=True, help="output file (.ts or .onnx)")
+    x.add_argument("-o", "--output", required=True, help="output file (.ts, .onnx or .pt)")
     x.set_defaults(func=cmd_export)
 
     v = sub.add_parser("validate", help="NVE/NVT of student vs teacher, metrics and plots")

@@ -142,6 +142,22 @@ class RelaxConfig(Checked):
 
 
 @dataclass
+class StrainConfig(Checked):
+    """Random cell deformations of periodic seeds (normal and shear strain), then a rattle."""
+
+    count: int = 0
+    max_strain: float = 0.05
+    rattle_sigma: float = 0.02
+
+    SECTION: ClassVar[str] = "generate.strain."
+    RULES: ClassVar[dict[str, Rule]] = {
+        "count": NON_NEGATIVE,
+        "max_strain": (lambda x: 0 <= x < 0.5, "in [0, 0.5)"),
+        "rattle_sigma": NON_NEGATIVE,
+    }
+
+
+@dataclass
 class GenerateConfig(Checked):
     """Teacher-driven data generation."""
 
@@ -154,10 +170,13 @@ class GenerateConfig(Checked):
     md: MDConfig = field(default_factory=MDConfig)
     rattle: RattleConfig = field(default_factory=RattleConfig)
     relax: RelaxConfig = field(default_factory=RelaxConfig)
+    strain: StrainConfig = field(default_factory=StrainConfig)
     dedupe_tol: float = 0.01
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     workers: int = 1
+    executor: str = "process"
+    scheduler: str = ""
     seed: int = 0
 
     SECTION: ClassVar[str] = "generate."
@@ -167,6 +186,7 @@ class GenerateConfig(Checked):
         "validation_fraction": FRACTION,
         "test_fraction": FRACTION,
         "workers": AT_LEAST_ONE,
+        "executor": (lambda x: x in ("process", "dask"), "'process' or 'dask'"),
     }
 
     def __post_init__(self) -> None:
@@ -204,6 +224,7 @@ class TrainConfig(Checked):
     name: str = ""
     device: str = "cpu"
     select_on_train: bool = False
+    dtype: str = "float32"
 
     SECTION: ClassVar[str] = "train."
     RULES: ClassVar[dict[str, Rule]] = {
@@ -221,6 +242,7 @@ class TrainConfig(Checked):
         "threads": NON_NEGATIVE,
         "max_steps_per_epoch": NON_NEGATIVE,
         "max_force": NON_NEGATIVE,
+        "dtype": (lambda x: x in ("float32", "float64"), "float32 or float64"),
     }
 
 

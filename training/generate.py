@@ -69,6 +69,8 @@ def plan_tasks(config: GenerateConfig, seed_names: list[str]) -> list[Task]:
         if config.relax.enabled:
             for r in range(config.relax.repeats):
                 tasks.append(Task(name, "relax", config.relax.rattle_sigma, r, 0))
+        if config.strain.count > 0:
+            tasks.append(Task(name, "strain", config.strain.max_strain, 0, 0))
     return [
         Task(t.seed_name, t.kind, t.param, t.repeat, config.seed * 1_000_003 + k)
         for k, t in enumerate(tasks)
@@ -130,6 +132,30 @@ def _prerelax(teacher: Teacher, atoms: Atoms, steps: int) -> Atoms:
     return atoms
 
 
+def strained(
+    atoms: Atoms, max_strain: float, sigma: float, rng: np.random.Generator
+) -> Atoms:
+    """``atoms`` in a randomly deformed cell, positions scaled with it, then rattled.
+
+    Normal strains up to ``max_strain``, symmetric shear up to half of it, Gaussian rattle of
+    ``sigma`` Angstrom.
+
+    Raises:
+        ValueError: a structure without a periodic cell (strain needs one).
+    """
+    if not atoms.pbc.all():
+        raise ValueError("strain tasks need periodic seeds (atoms.pbc all True with a cell).")
+    eps = np.diag(rng.uniform(-max_strain, max_strain, 3))
+    shear = rng.uniform(-max_strain / 2, max_strain / 2, 3)
+    eps[0, 1] = eps[1, 0] = shear[0]
+    eps[0, 2] = eps[2, 0] = shear[1]
+    eps[1, 2] = eps[2, 1] = shear[2]
+    trial = atoms.copy()
+    trial.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
+    trial.positions += rng.normal(scale=sigma, size=trial.positions.shape)
+    return trial
+
+
 def run_task(teacher: Teacher, start: Atoms, task: Task, config: GenerateConfig) -> _Collector:
     """Run one task with ``teacher`` from ``start``; returns kept frames and failures."""
     rng = np.random.default_rng(task.rng_seed)
@@ -140,6 +166,10 @@ def run_task(teacher: Teacher, start: Atoms, task: Task, config: GenerateConfig)
             trial = atoms.copy()
             trial.positions += rng.normal(scale=task.param, size=trial.positions.shape)
             col.add(trial)
+        return col
+    if task.kind == "strain":
+        for _ in range(config.strain.count):
+            col.add(strained(atoms, task.param, config.strain.rattle_sigma, rng))
         return col
     atoms.calc = teacher.calculator
     try:
@@ -198,6 +228,35 @@ def _worker_run(
     return task.id, len(col.frames), col.failures
 
 
+def _dask_run(
+    spec: TeacherSpec, start: Atoms, task: Task, config: GenerateConfig, shard: str
+) -> tuple[str, int, list]:
+    """One task on a Dask worker: the teacher is built once per worker process."""
+    if _WORKER.get("spec") != spec:
+        _WORKER["teacher"], _WORKER["spec"] = make_teacher(spec), spec
+    return _worker_run(start, task, config, shard)
+
+
+def _dask_client(config: GenerateConfig):
+    """A Dask client and the local cluster it owns (``None`` for a remote scheduler).
+
+    ``config.scheduler`` is a scheduler address (dask-jobqueue's SLURMCluster gives one, see
+    the README); empty means a local cluster of ``config.workers`` single-threaded processes.
+    """
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ValueError(
+            "executor: dask needs Dask distributed: `pip install ase-distill[dask]`."
+        ) from exc
+    if config.scheduler:
+        return Client(config.scheduler), None
+    cluster = LocalCluster(
+        n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    return Client(cluster), cluster
+
+
 def check_run_record(out: Path, config: GenerateConfig, teacher: Teacher) -> None:
     """Write ``generate.json`` for a new run; refuse to resume one with a different config."""
     record = {"config": to_dict(config), "teacher": teacher.metadata()}
@@ -252,7 +311,30 @@ def run_tasks(
     shards: Path,
     progress: _Progress,
 ) -> None:
-    """Run tasks in this process or a pool of ``config.workers``; each writes its own shard."""
+    """Run tasks here, in a process pool, or on Dask workers; each task writes its own shard.
+
+    Shards go to ``shards`` on a file system every worker sees (a cluster's shared disk).
+    """
+    if config.executor == "dask":
+        client, cluster = _dask_client(config)
+        try:
+            futures = [
+                client.submit(
+                    _dask_run, teacher.spec, seeds[t.seed_name], t, config,
+                    str(shards.resolve() / f"{t.id}.xyz"), pure=False,
+                )  # fmt: skip
+                for t in todo
+            ]
+            from dask.distributed import as_completed as dask_completed
+
+            for fut in dask_completed(futures):
+                _, n, fails = fut.result()
+                progress.task_done(n, fails)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
     if config.workers > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(config.workers, ctx, _worker_init, (teacher.spec,)) as pool:

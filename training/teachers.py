@@ -9,6 +9,8 @@ rebuilt inside worker processes. Names understood by :func:`make_teacher`:
   ``orb_models.forcefield.pretrained.ORB_PRETRAINED_MODELS`` when built. Options:
   ``weights_path`` (local file or URL), ``device``, ``precision``; ``random_weights=True`` builds
   the architecture untrained (tests, speed comparisons).
+* ``sevennet-0``, ``sevennet-l3i5``: SevenNet foundation GNNs (weights in the ``sevenn`` wheel;
+  stress on, no dispersion). Options: ``device``, ``threads``.
 * ``emt``, ``tip3p``, ``lj``: ASE's cheap calculators (tests).
 * ``package.module:Callable``: any ASE calculator class or factory by import path.
 """
@@ -138,6 +140,41 @@ def _xtb_factory(method: str, options: dict[str, Any]) -> Callable[[], Calculato
     return build
 
 
+class SevenNetTeacher(Teacher):
+    """SevenNet (``sevenn``): weights from the wheel, plain model (no D3 dispersion add-on).
+
+    Energies, forces and the stress (periodic cells) come from sevenn's own calculator, which
+    evaluates the E(3)-equivariant network in float32. Options: ``device`` (default ``cpu``),
+    ``threads`` (torch threads of a teacher process, default 1).
+    """
+
+    def _version(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {
+            "package": "sevenn",
+            "version": version("sevenn"),
+            "model": _SEVENNET[self.spec.name],
+            "dispersion": "none",
+            "is_orb": "no",
+        }
+
+
+def _sevennet_factory(name: str, options: dict[str, Any]) -> Callable[[], Calculator]:
+    def build() -> Calculator:
+        try:
+            import torch
+            from sevenn.calculator import SevenNetCalculator
+        except ImportError as exc:
+            raise TeacherError(
+                "SevenNet teachers need sevenn: `pip install ase-distill[sevennet]`."
+            ) from exc
+        torch.set_num_threads(int(options.get("threads", 1)))  # a teacher process's own threads
+        return SevenNetCalculator(model=_SEVENNET[name], device=options.get("device", "cpu"))
+
+    return build
+
+
 class OrbTeacher(Teacher):
     """Orb (orb-models) with its own dtype isolated from the caller's process defaults.
 
@@ -245,8 +282,9 @@ _ASE_CHEAP = {
     "lj": "ase.calculators.lj:LennardJones",
     # other universal potentials whose weights ship in their wheels
     "chgnet": "chgnet.model.dynamics:CHGNetCalculator",
-    "sevennet-0": "sevenn.calculator:SevenNetCalculator",
 }
+#: SevenNet models whose weights ship in the ``sevenn`` wheel (name -> sevenn's model key).
+_SEVENNET = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
 _XTB = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB", "ipea1-xtb": "IPEA1-xTB"}
 
 
@@ -260,7 +298,7 @@ def _orb_names() -> list[str]:
 
 def known_teachers() -> list[str]:
     """Teacher names :func:`make_teacher` accepts (besides ``module:Callable`` import paths)."""
-    return sorted(_XTB) + sorted(_ASE_CHEAP) + _orb_names()
+    return sorted(_XTB) + sorted(_SEVENNET) + sorted(_ASE_CHEAP) + _orb_names()
 
 
 def _import_path(path: str) -> Callable[..., Calculator]:
@@ -287,6 +325,9 @@ def make_teacher(spec: TeacherSpec | str | Calculator, **options: Any) -> Teache
     key = name.lower()
     if key in _XTB:
         return XTBTeacher(spec, _xtb_factory(_XTB[key], spec.options))
+    if key in _SEVENNET:
+        spec = TeacherSpec(key, spec.options)
+        return SevenNetTeacher(spec, _sevennet_factory(key, spec.options))
     if key.startswith("orb") and ":" not in name:  # "orbital.calc:X" is an import path
         return OrbTeacher(TeacherSpec(key, spec.options))
     if key in _ASE_CHEAP or ":" in name:

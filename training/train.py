@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -125,18 +126,58 @@ def fit_energy_reference(samples: list[Sample], species: tuple[int, ...]) -> tup
     return {z: float(e) for z, e in zip(species, ref)}, max(scale, 1e-3)
 
 
-def loss_fn(model, graph, targets, config: TrainConfig, create_graph: bool):
-    """Weighted squared errors of energy per atom, forces and (masked) stress."""
-    pot = ConservativePotential(model)
-    out = pot.evaluate(graph, forces=True, stress="stress" in targets, create_graph=create_graph)
+@dataclass(frozen=True)
+class Normalizers:
+    """Counts a batch's squared errors are divided by: structures, force and stress components.
+
+    A process of a distributed run holds part of a global batch but divides by the global
+    counts, so that the gradients summed over processes are those of the whole batch.
+    """
+
+    structures: int
+    force_components: int
+    stress_components: int
+
+    @classmethod
+    def of(cls, samples: list[Sample]) -> Normalizers:
+        """The counts of ``samples`` (at least 1 each: an empty term contributes zero)."""
+        atoms = sum(len(s.graph.numbers) for s in samples)
+        stressed = sum(s.stress is not None for s in samples)
+        return cls(max(len(samples), 1), max(3 * atoms, 1), max(9 * stressed, 1))
+
+
+def loss_fn(
+    model,
+    graph,
+    targets,
+    config: TrainConfig,
+    create_graph: bool,
+    norm: Normalizers | None = None,
+):
+    """Weighted squared errors of energy per atom, forces and (masked) stress.
+
+    Args:
+        model: a :class:`StudentModel`, or a (distributed) :class:`ConservativePotential`.
+        graph: the batch.
+        targets: from :func:`collate`.
+        config: the loss weights.
+        create_graph: keep the graph of the forces (training).
+        norm: divide by these counts (default: this batch's own, i.e. means).
+    """
+    pot = ConservativePotential(model) if isinstance(model, StudentModel) else model
+    stress = "stress" in targets
+    out = pot(*graph.model_inputs(), graph.n_structures, True, stress, create_graph)
+    if norm is None:
+        stressed = int(targets["stress_mask"].sum()) if stress else 0
+        norm = Normalizers(graph.n_structures, 3 * graph.n_atoms, max(9 * stressed, 1))
     e_err = (out["energy"] - targets["energy"]) / targets["n_atoms"]
-    loss = config.energy_weight * torch.mean(e_err**2)
-    loss = loss + config.forces_weight * torch.mean((out["forces"] - targets["forces"]) ** 2)
-    if "stress" in targets:
+    loss = config.energy_weight * torch.sum(e_err**2) / norm.structures
+    f_err = out["forces"] - targets["forces"]
+    loss = loss + config.forces_weight * torch.sum(f_err**2) / norm.force_components
+    if stress:
         m = targets["stress_mask"]
-        loss = loss + config.stress_weight * torch.mean(
-            (out["stress"][m] - targets["stress"][m]) ** 2
-        )
+        s_err = out["stress"][m] - targets["stress"][m]
+        loss = loss + config.stress_weight * torch.sum(s_err**2) / norm.stress_components
     return loss, out
 
 
@@ -191,9 +232,10 @@ class EMA:
 
     def model(self, like: StudentModel) -> StudentModel:
         """A new model holding the averaged weights."""
-        m = StudentModel(like.config)
+        p = next(like.parameters())
+        m = StudentModel(like.config).to(p.device, p.dtype)
         m.load_state_dict(self.state)
-        return m.to(next(like.parameters()).device)
+        return m
 
 
 def hardware(device: str) -> str:
@@ -255,6 +297,32 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
         )
 
 
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """``(rank, world_size, device)``; joins the process group when launched by torchrun.
+
+    gloo on CPUs, nccl on GPUs (each process on ``cuda:LOCAL_RANK``). A plain run is rank 0
+    of 1 and touches nothing.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -279,13 +347,17 @@ class Trainer:
         overwrite: bool = False,
         progress: bool = True,
     ) -> None:
-        self.config, self.progress = config, progress
+        self.config = config
         self.out = Path(config.output)
-        check_run_folder(self.out, resume, overwrite)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.rank, self.world, self.device = init_distributed(self._device(config.device))
+        self.progress = progress and self.rank == 0
+        if self.rank == 0:  # one process checks and writes the run folder
+            check_run_folder(self.out, resume, overwrite)
+            self.out.mkdir(parents=True, exist_ok=True)
+        _barrier(self.world)
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        self.device = self._device(config.device)
+        self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
         self.arch = size_config(config.size, **config.architecture)
         self.by_split, self.above_max_force = split_frames(
             read_dataset(config.dataset), config.max_force
@@ -295,7 +367,12 @@ class Trainer:
         self.model = StudentModel(self.arch)
         reference = fit_energy_reference(self.train_samples, self.arch.species)
         self.model.set_energy_reference(*reference)
-        self.model.to(self.device)
+        self.model.to(self.device, self.dtype)
+        self.potential = ConservativePotential(self.model)
+        if self.world > 1:  # gradients summed over processes (see train_epoch)
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.potential = DistributedDataParallel(self.potential)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -305,7 +382,8 @@ class Trainer:
         self.seconds = 0.0
         if resume:
             self._restore()
-        atomic_write_json(self.out / "config.json", to_dict(config))
+        if self.rank == 0:
+            atomic_write_json(self.out / "config.json", to_dict(config))
 
     @staticmethod
     def _device(name: str) -> torch.device:
@@ -389,8 +467,7 @@ class Trainer:
         )
         for idx in bar:
             batch = [self.train_samples[i] for i in idx]
-            graph, targets = collate(batch, torch.float32, self.device)
-            loss, _ = loss_fn(self.model, graph, targets, self.config, create_graph=True)
+            loss = self._batch_loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -401,6 +478,23 @@ class Trainer:
             bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
         return total / max(len(batches), 1)
 
+    def _batch_loss(self, batch: list[Sample]) -> torch.Tensor:
+        """This process's share of the loss of a global batch.
+
+        Process ``r`` of ``w`` takes samples ``r, r + w, ...`` and divides by the global
+        batch's counts; DDP averages gradients over processes, so the loss is scaled by ``w``
+        and the update equals a single process's on the whole batch. A process left without
+        a sample runs one with zero weight (every process must join each gradient sum).
+        """
+        local = batch[self.rank :: self.world]
+        weight = float(self.world)
+        if not local:
+            local, weight = batch[:1], 0.0
+        graph, targets = collate(local, self.dtype, self.device)
+        model = self.potential if self.world > 1 else self.model
+        loss, _ = loss_fn(model, graph, targets, self.config, True, Normalizers.of(batch))
+        return loss * weight if self.world > 1 else loss
+
     def evaluate(self) -> tuple[StudentModel, dict[str, Any]]:
         """The EMA model and its validation metrics."""
         ema_model = self.ema.model(self.model)
@@ -408,11 +502,15 @@ class Trainer:
 
     def checkpoint(self, ema_model: StudentModel, val: dict[str, Any]) -> None:
         """Keep the best EMA model, then write ``last.pt`` (history inside), ``metrics.json``."""
-        if val["force_rmse"] < self.best:
+        improved = val["force_rmse"] < self.best
+        if improved:
             self.best, self.bad_epochs = val["force_rmse"], 0
-            save_checkpoint(ema_model, self.out / "best", {"training": {"epoch": self.epoch}})
         else:
             self.bad_epochs += 1
+        if self.rank != 0:  # every process keeps the same state; one writes it
+            return
+        if improved:
+            save_checkpoint(ema_model, self.out / "best", {"training": {"epoch": self.epoch}})
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -442,6 +540,7 @@ class Trainer:
             self.epoch += 1
             self.history.append(self._row(train_loss, val))
             self.checkpoint(ema_model, val)
+            _barrier(self.world)
             epochs_run += 1
             if self.progress:
                 tqdm.write(self._line(self.history[-1]))
@@ -470,6 +569,8 @@ class Trainer:
         """Evaluate the best model on every evaluation split and write its model card."""
         from ase_distill.checkpoint import load_checkpoint
 
+        if self.rank != 0:
+            return {"complete": True, "rank": self.rank}
         best, _ = load_checkpoint(self.out / "best")
         metrics = {
             split: evaluate_samples(best, prepare(frames, self.arch.cutoff, self.arch.species))
@@ -514,6 +615,7 @@ class Trainer:
                 "stopped_early": stopped_early,
                 "seconds": round(self.seconds, 1),
                 "hardware": hardware(self.config.device),
+                "processes": self.world,
             },
             "metrics": metrics,
         }

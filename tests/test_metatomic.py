@@ -1,0 +1,124 @@
+"""metatomic export: metatomic's ASE calculator and i-PI's metatomic driver reproduce the student.
+
+Float64 throughout; the tolerance 1e-8 (eV, eV/A, eV/A^3) leaves room only for summation order
+(the two paths sum the same per-atom energies and differentiate the same graph).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from ase import units
+from ase.build import molecule
+from ase.md.verlet import VelocityVerlet
+
+from ase_distill import DistilledCalculator, load_student, shipped_students
+from ase_distill.testing import random_crystal
+
+pytest.importorskip("metatomic.torch", reason="optional extra ase-distill[metatomic]")
+metatomic_ase = pytest.importorskip("metatomic_ase")
+
+TOL = 1e-8
+NAMES = shipped_students()
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def exported(request, tmp_path_factory):
+    from ase_distill.export_metatomic import export_metatomic
+
+    model, card = load_student(request.param)
+    path = tmp_path_factory.mktemp("mta") / f"{request.param}.pt"
+    export_metatomic(model, path, card)
+    return request.param, path
+
+
+def _metatomic_calc(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return metatomic_ase.MetatomicCalculator(str(path), device="cpu")
+
+
+def _structures(model):
+    box = random_crystal(model, 6, seed=2).repeat((2, 1, 1))
+    return {"ethanol": molecule("CH3CH2OH"), "benzene": molecule("C6H6"), "crystal": box}
+
+
+def test_metatomic_ase_matches_distilled_calculator(exported):
+    name, path = exported
+    reference, theirs = DistilledCalculator(name), _metatomic_calc(path)
+    for label, atoms in _structures(reference.model).items():
+        a, b = atoms.copy(), atoms.copy()
+        a.calc, b.calc = reference, theirs
+        assert abs(a.get_potential_energy() - b.get_potential_energy()) <= TOL, label
+        np.testing.assert_allclose(a.get_forces(), b.get_forces(), rtol=0, atol=TOL)
+        if atoms.pbc.all():
+            np.testing.assert_allclose(a.get_stress(), b.get_stress(), rtol=0, atol=TOL)
+
+
+def test_per_atom_energies(exported):
+    name, path = exported
+    atoms = molecule("CH3CONH2")
+    atoms.calc = DistilledCalculator(name)
+    ours = atoms.get_potential_energies()
+    atoms.calc = _metatomic_calc(path)
+    np.testing.assert_allclose(atoms.get_potential_energies(), ours, rtol=0, atol=TOL)
+
+
+def test_metadata_carries_the_card(exported):
+    import json
+
+    from metatomic.torch import load_atomistic_model
+
+    name, path = exported
+    model = load_atomistic_model(str(path))
+    card = json.loads(model.metadata().extra["model_card"])
+    caps = model.capabilities()
+    assert card["name"] == name and card["sha256"]
+    assert caps.atomic_types == [1, 6, 7, 8] and caps.length_unit == "angstrom"
+    assert caps.interaction_range == pytest.approx(card["cutoff"] * 3)
+    assert caps.outputs["energy"].unit == "eV"
+
+
+def test_nve_100_steps_same_energies(exported):
+    name, path = exported
+    runs = {}
+    for label, calc in (("ours", DistilledCalculator(name)), ("metatomic", _metatomic_calc(path))):
+        atoms = molecule("CH3CH2OH")
+        atoms.set_momenta(np.random.default_rng(0).normal(scale=0.3, size=(len(atoms), 3)))
+        atoms.calc = calc
+        energies = []
+        dyn = VelocityVerlet(atoms, 0.5 * units.fs)
+        dyn.attach(lambda a=atoms, e=energies: e.append(a.get_total_energy()), interval=10)
+        dyn.run(100)
+        runs[label] = np.array(energies)
+    np.testing.assert_allclose(runs["metatomic"], runs["ours"], rtol=0, atol=1e-7)
+
+
+def test_ipi_metatomic_driver_same_energy(exported, tmp_path):
+    pytest.importorskip("ipi")
+    from ase.io import write
+    from ipi.pes.metatomic import MetatomicDriver
+    from ipi.utils.units import unit_to_internal, unit_to_user
+
+    name, path = exported
+    atoms = molecule("CH3CH2OH")
+    atoms.center(vacuum=6.0)
+    write(tmp_path / "template.xyz", atoms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        driver = MetatomicDriver(str(tmp_path / "template.xyz"), str(path))
+    cell = unit_to_internal("length", "angstrom", atoms.cell[:].T)
+    positions = unit_to_internal("length", "angstrom", atoms.positions)
+    energy, forces, _, _ = driver.compute_structure(cell, positions)
+    atoms.calc = DistilledCalculator(name)
+    assert abs(unit_to_user("energy", "electronvolt", energy) - atoms.get_potential_energy()) <= TOL
+
+
+def test_export_cli_metatomic(tmp_path):
+    from training.cli import main
+
+    out = tmp_path / "tiny.pt"
+    assert main(["export", "--student", "tiny", "--format", "metatomic", "-o", str(out)]) == 0
+    atoms = molecule("H2O")
+    atoms.calc = _metatomic_calc(out)
+    assert np.isfinite(atoms.get_potential_energy())
