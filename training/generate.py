@@ -132,9 +132,7 @@ def _prerelax(teacher: Teacher, atoms: Atoms, steps: int) -> Atoms:
     return atoms
 
 
-def strained(
-    atoms: Atoms, max_strain: float, sigma: float, rng: np.random.Generator
-) -> Atoms:
+def strained(atoms: Atoms, max_strain: float, sigma: float, rng: np.random.Generator) -> Atoms:
     """``atoms`` in a randomly deformed cell, positions scaled with it, then rattled.
 
     Normal strains up to ``max_strain``, symmetric shear up to half of it, Gaussian rattle of
@@ -320,8 +318,13 @@ def run_tasks(
         try:
             futures = [
                 client.submit(
-                    _dask_run, teacher.spec, seeds[t.seed_name], t, config,
-                    str(shards.resolve() / f"{t.id}.xyz"), pure=False,
+                    _dask_run,
+                    teacher.spec,
+                    seeds[t.seed_name],
+                    t,
+                    config,
+                    str(shards.resolve() / f"{t.id}.xyz"),
+                    pure=False,
                 )  # fmt: skip
                 for t in todo
             ]
