@@ -156,7 +156,7 @@ class DistilledCalculator(Calculator):
             self.device,
         )  # fmt: skip
         if self._compiled_fn is not None:
-            out = self._compiled_fn(*g.model_inputs(), want_stress)
+            out = self._compiled_fn(g.model_inputs(), want_stress)
         else:
             with torch.enable_grad():
                 out = self.potential(*g.model_inputs(), g.n_structures, True, want_stress, False)

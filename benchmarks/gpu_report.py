@@ -23,23 +23,16 @@ def _scatter_rows(bench: dict) -> list[dict]:
     return rows
 
 
-def _md_rows(bench: dict) -> list[dict]:
+def _rate_rows(bench: dict, key: str, per: str) -> list[dict]:
+    """Rows of the benchmarks tagged with ``key``: median seconds and atoms per second."""
     rows = []
     for b in bench["benchmarks"]:
         info = b["extra_info"]
-        if "backend" in info:
-            step = b["stats"]["median"]
-            rows.append({**info, "median_step_s": step, "atom_steps_per_s": info["n_atoms"] / step})
-    return rows
-
-
-def _model_rows(bench: dict) -> list[dict]:
-    rows = []
-    for b in bench["benchmarks"]:
-        info = b["extra_info"]
-        if "model_backend" in info:
-            call = b["stats"]["median"]
-            rows.append({**info, "median_call_s": call, "atom_calls_per_s": info["n_atoms"] / call})
+        if key in info:
+            median = b["stats"]["median"]
+            rows.append(
+                {**info, f"median_{per}_s": median, f"atom_{per}s_per_s": info["n_atoms"] / median}
+            )
     return rows
 
 
@@ -94,8 +87,8 @@ def main(folder: str) -> dict:
     summary = {
         "device": device,
         "segment_sum": ratios,
-        "md_step": _md_rows(bench),
-        "model_call": _model_rows(bench),
+        "md_step": _rate_rows(bench, "backend", "step"),
+        "model_call": _rate_rows(bench, "model_backend", "call"),
         "training": {
             p.stem.removeprefix("train_"): json.loads(p.read_text())
             for p in sorted(root.glob("train_*.json"))

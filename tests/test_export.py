@@ -24,6 +24,18 @@ def _systems(model):
     return {"ethanol": molecule("CH3CH2OH"), "urea-like": molecule("CH3CONH2"), "crystal": crystal}
 
 
+def _assert_same(calc, reference, systems, tol, stress):
+    """Energies and forces (and stress of periodic cells) of two calculators agree to ``tol``."""
+    for label, atoms in systems.items():
+        e, e_ref = calc.get_potential_energy(atoms), reference.get_potential_energy(atoms)
+        np.testing.assert_allclose(e, e_ref, atol=tol, err_msg=label)
+        f, f_ref = calc.get_forces(atoms), reference.get_forces(atoms)
+        np.testing.assert_allclose(f, f_ref, atol=tol, err_msg=label)
+        if stress and atoms.pbc.all():
+            s, s_ref = calc.get_stress(atoms), reference.get_stress(atoms)
+            np.testing.assert_allclose(s, s_ref, atol=tol, err_msg=label)
+
+
 @pytest.mark.parametrize("name", list(SIZES))
 def test_torchscript_matches_eager(name, tmp_path):
     from ase_distill.export import export_torchscript
@@ -33,18 +45,7 @@ def test_torchscript_matches_eager(name, tmp_path):
     scripted = DistilledCalculator.from_checkpoint(path)
     eager = DistilledCalculator(model, card=card)
     assert scripted.card["export"]["format"] == "torchscript"
-    for label, atoms in _systems(model).items():
-        np.testing.assert_allclose(
-            scripted.get_potential_energy(atoms),
-            eager.get_potential_energy(atoms),
-            atol=1e-8,
-            err_msg=label,
-        )
-        np.testing.assert_allclose(scripted.get_forces(atoms), eager.get_forces(atoms), atol=1e-8)
-        if atoms.pbc.all():
-            np.testing.assert_allclose(
-                scripted.get_stress(atoms), eager.get_stress(atoms), atol=1e-8
-            )
+    _assert_same(scripted, eager, _systems(model), tol=1e-8, stress=True)
 
 
 @pytest.mark.parametrize("name", list(SIZES))
@@ -58,17 +59,8 @@ def test_onnx_matches_eager_fp64(name, tmp_path):
     onnx_calc = OnnxCalculator(path)
     eager = DistilledCalculator(model, card=card)
     assert onnx_calc.card["export"]["format"] == "onnx"
-    for label, atoms in _systems(model).items():
-        # float64 through onnxruntime agrees to ~1e-8 (kernel summation order); required 1e-5
-        np.testing.assert_allclose(
-            onnx_calc.get_potential_energy(atoms),
-            eager.get_potential_energy(atoms),
-            atol=1e-5,
-            err_msg=label,
-        )
-        np.testing.assert_allclose(
-            onnx_calc.get_forces(atoms), eager.get_forces(atoms), atol=1e-5, err_msg=label
-        )
+    # float64 through onnxruntime agrees to ~1e-8 (kernel summation order); required 1e-5
+    _assert_same(onnx_calc, eager, _systems(model), tol=1e-5, stress=False)
 
 
 def test_onnx_fp32_within_stated_tolerance(tmp_path):

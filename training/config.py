@@ -34,6 +34,18 @@ AT_LEAST_ONE: Rule = (lambda x: x >= 1, ">= 1")
 FRACTION: Rule = (lambda x: 0 <= x < 1, "in [0, 1)")
 
 
+def one_of(*choices: str) -> Rule:
+    """A rule accepting only ``choices``."""
+    return (lambda x: x in choices, " or ".join(repr(c) for c in choices))
+
+
+def option(default: Any = dataclasses.MISSING, rule: Rule | None = None, factory=None) -> Any:
+    """A config field with its value rule (checked by :class:`Checked`)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"rule": rule})
+    return field(default=default, metadata={"rule": rule})
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """``value`` as the annotated type (int -> float allowed); ``ConfigError`` otherwise."""
     origin = typing.get_origin(hint)
@@ -62,12 +74,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 class Checked:
     """Mixin: types and value rules of every field are checked when the config is built.
 
-    ``SECTION`` is the key prefix used in messages (``train.``); ``RULES`` maps a field to a
-    (predicate, description) pair, applied to each element of a list field.
+    ``SECTION`` is the key prefix used in messages (``train.``); a field's rule (see
+    :func:`option`) is a (predicate, description) pair, applied to each element of a list.
     """
 
     SECTION: ClassVar[str] = ""
-    RULES: ClassVar[dict[str, Rule]] = {}
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -78,7 +89,7 @@ class Checked:
                 continue
             value = _coerce(value, hints[f.name], key)
             object.__setattr__(self, f.name, value)
-            rule = self.RULES.get(f.name)
+            rule = f.metadata.get("rule")
             if rule is None:
                 continue
             check, text = rule
@@ -91,33 +102,24 @@ class Checked:
 class MDConfig(Checked):
     """Teacher-driven Langevin MD per seed and temperature."""
 
-    temperatures: list[float] = field(default_factory=lambda: [300.0, 600.0])
-    steps: int = 400
-    interval: int = 10
-    timestep_fs: float = 0.5
-    friction_per_fs: float = 0.01
-    repeats: int = 1
+    temperatures: list[float] = option(rule=POSITIVE, factory=lambda: [300.0, 600.0])
+    steps: int = option(400, NON_NEGATIVE)
+    interval: int = option(10, AT_LEAST_ONE)
+    timestep_fs: float = option(0.5, POSITIVE)
+    friction_per_fs: float = option(0.01, NON_NEGATIVE)
+    repeats: int = option(1, NON_NEGATIVE)
 
     SECTION: ClassVar[str] = "generate.md."
-    RULES: ClassVar[dict[str, Rule]] = {
-        "temperatures": POSITIVE,
-        "steps": NON_NEGATIVE,
-        "interval": AT_LEAST_ONE,
-        "timestep_fs": POSITIVE,
-        "friction_per_fs": NON_NEGATIVE,
-        "repeats": NON_NEGATIVE,
-    }
 
 
 @dataclass
 class RattleConfig(Checked):
     """Random Gaussian displacements of the (pre-relaxed) seed."""
 
-    sigmas: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1])
-    count: int = 10
+    sigmas: list[float] = option(rule=POSITIVE, factory=lambda: [0.02, 0.05, 0.1])
+    count: int = option(10, NON_NEGATIVE)
 
     SECTION: ClassVar[str] = "generate.rattle."
-    RULES: ClassVar[dict[str, Rule]] = {"sigmas": POSITIVE, "count": NON_NEGATIVE}
 
 
 @dataclass
@@ -125,36 +127,24 @@ class RelaxConfig(Checked):
     """Relaxation trajectories from strongly rattled starts (Gardner et al. 2025 family trees)."""
 
     enabled: bool = True
-    rattle_sigma: float = 0.15
-    fmax: float = 0.05
-    steps: int = 60
-    interval: int = 3
-    repeats: int = 1
+    rattle_sigma: float = option(0.15, NON_NEGATIVE)
+    fmax: float = option(0.05, POSITIVE)
+    steps: int = option(60, NON_NEGATIVE)
+    interval: int = option(3, AT_LEAST_ONE)
+    repeats: int = option(1, NON_NEGATIVE)
 
     SECTION: ClassVar[str] = "generate.relax."
-    RULES: ClassVar[dict[str, Rule]] = {
-        "rattle_sigma": NON_NEGATIVE,
-        "fmax": POSITIVE,
-        "steps": NON_NEGATIVE,
-        "interval": AT_LEAST_ONE,
-        "repeats": NON_NEGATIVE,
-    }
 
 
 @dataclass
 class StrainConfig(Checked):
     """Random cell deformations of periodic seeds (normal and shear strain), then a rattle."""
 
-    count: int = 0
-    max_strain: float = 0.05
-    rattle_sigma: float = 0.02
+    count: int = option(0, NON_NEGATIVE)
+    max_strain: float = option(0.05, (lambda x: 0 <= x < 0.5, "in [0, 0.5)"))
+    rattle_sigma: float = option(0.02, NON_NEGATIVE)
 
     SECTION: ClassVar[str] = "generate.strain."
-    RULES: ClassVar[dict[str, Rule]] = {
-        "count": NON_NEGATIVE,
-        "max_strain": (lambda x: 0 <= x < 0.5, "in [0, 0.5)"),
-        "rattle_sigma": NON_NEGATIVE,
-    }
 
 
 @dataclass
@@ -166,28 +156,20 @@ class GenerateConfig(Checked):
     seeds: list[str] = field(default_factory=lambda: ["CH3CH2OH"])
     holdout_molecules: list[str] = field(default_factory=list)
     output: str = "data/run"
-    prerelax_steps: int = 100
+    prerelax_steps: int = option(100, NON_NEGATIVE)
     md: MDConfig = field(default_factory=MDConfig)
     rattle: RattleConfig = field(default_factory=RattleConfig)
     relax: RelaxConfig = field(default_factory=RelaxConfig)
     strain: StrainConfig = field(default_factory=StrainConfig)
-    dedupe_tol: float = 0.01
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    workers: int = 1
-    executor: str = "process"
+    dedupe_tol: float = option(0.01, NON_NEGATIVE)
+    validation_fraction: float = option(0.1, FRACTION)
+    test_fraction: float = option(0.1, FRACTION)
+    workers: int = option(1, AT_LEAST_ONE)
+    executor: str = option("process", one_of("process", "dask"))
     scheduler: str = ""
     seed: int = 0
 
     SECTION: ClassVar[str] = "generate."
-    RULES: ClassVar[dict[str, Rule]] = {
-        "prerelax_steps": NON_NEGATIVE,
-        "dedupe_tol": NON_NEGATIVE,
-        "validation_fraction": FRACTION,
-        "test_fraction": FRACTION,
-        "workers": AT_LEAST_ONE,
-        "executor": (lambda x: x in ("process", "dask"), "'process' or 'dask'"),
-    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -206,44 +188,27 @@ class TrainConfig(Checked):
     output: str = "runs/student"
     size: str = "tiny"
     architecture: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 100
-    batch_size: int = 16
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    weight_decay: float = 0.0
-    energy_weight: float = 1.0
-    forces_weight: float = 10.0
-    stress_weight: float = 1.0
-    ema_decay: float = 0.995
-    grad_clip: float = 10.0
-    patience: int = 30
+    epochs: int = option(100, AT_LEAST_ONE)
+    batch_size: int = option(16, AT_LEAST_ONE)
+    lr: float = option(1e-3, POSITIVE)
+    min_lr: float = option(1e-5, NON_NEGATIVE)
+    weight_decay: float = option(0.0, NON_NEGATIVE)
+    energy_weight: float = option(1.0, NON_NEGATIVE)
+    forces_weight: float = option(10.0, NON_NEGATIVE)
+    stress_weight: float = option(1.0, NON_NEGATIVE)
+    ema_decay: float = option(0.995, FRACTION)
+    grad_clip: float = option(10.0, POSITIVE)
+    patience: int = option(30, AT_LEAST_ONE)
     seed: int = 0
-    threads: int = 0
-    max_steps_per_epoch: int = 0
-    max_force: float = 0.0
+    threads: int = option(0, NON_NEGATIVE)
+    max_steps_per_epoch: int = option(0, NON_NEGATIVE)
+    max_force: float = option(0.0, NON_NEGATIVE)
     name: str = ""
     device: str = "cpu"
     select_on_train: bool = False
-    dtype: str = "float32"
+    dtype: str = option("float32", one_of("float32", "float64"))
 
     SECTION: ClassVar[str] = "train."
-    RULES: ClassVar[dict[str, Rule]] = {
-        "epochs": AT_LEAST_ONE,
-        "batch_size": AT_LEAST_ONE,
-        "lr": POSITIVE,
-        "min_lr": NON_NEGATIVE,
-        "weight_decay": NON_NEGATIVE,
-        "energy_weight": NON_NEGATIVE,
-        "forces_weight": NON_NEGATIVE,
-        "stress_weight": NON_NEGATIVE,
-        "ema_decay": FRACTION,
-        "grad_clip": POSITIVE,
-        "patience": AT_LEAST_ONE,
-        "threads": NON_NEGATIVE,
-        "max_steps_per_epoch": NON_NEGATIVE,
-        "max_force": NON_NEGATIVE,
-        "dtype": (lambda x: x in ("float32", "float64"), "float32 or float64"),
-    }
 
 
 @dataclass
