@@ -24,6 +24,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=int, default=10, help="record every N steps")
     p.add_argument("--relabel-every", type=int, default=5, help="teacher relabels every k-th frame")
     p.add_argument("--no-teacher-md", action="store_true", help="skip the teacher's own MD")
+    p.add_argument("--teacher-nve-ps", type=float, default=None, help="teacher NVE (default: same)")
+    p.add_argument("--teacher-nvt-ps", type=float, default=None, help="teacher NVT (default: same)")
+    p.add_argument(
+        "--teacher-runs",
+        default=None,
+        help="folder of finished teacher trajectories, reused by later runs "
+        "(default: OUTPUT/teacher_runs)",
+    )
+    p.add_argument("--npt-structure", help="periodic box for the student's NPT density run")
+    p.add_argument("--npt-ps", type=float, default=10.0, help="length of the NPT run (ps)")
+    p.add_argument(
+        "--teacher-only",
+        action="store_true",
+        help="only run (and store) the teacher's trajectories, e.g. in the background",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="reports/validation")
     p.add_argument("--quiet", action="store_true")
@@ -37,6 +52,7 @@ def _student(name: str):
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the validation described by parsed arguments; print where the reports are."""
+    from md_validation.runner import TeacherRunStore
     from md_validation.suite import ValidationSettings, validate
     from training.structures import load_structure
     from training.teachers import make_teacher
@@ -52,10 +68,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         relabel_every=args.relabel_every,
         seed=args.seed,
         teacher_md=not args.no_teacher_md,
+        teacher_nve_ps=args.teacher_nve_ps,
+        teacher_nvt_ps=args.teacher_nvt_ps,
     )
     settings.check()
     structures = [load_structure(s) for s in args.structure]
     teacher = make_teacher(args.teacher).calculator
+    store = TeacherRunStore(args.teacher_runs or Path(args.output) / "teacher_runs")
+    if args.teacher_only:
+        return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet)
     students = {s: _student(s) for s in args.student}
     for sname, atoms in structures:
         teacher_runs: dict = {}  # the teacher's trajectories, shared by all students
@@ -73,7 +94,36 @@ def run_from_args(args: argparse.Namespace) -> int:
                 sname,
                 progress=not args.quiet,
                 teacher_cache=teacher_runs,
+                teacher_store=store,
             )
             print(f"[{label} on {sname}] {m['verdict']}")
             print(f"  report: {out / 'report.md'}")
+    if args.npt_structure:
+        from md_validation.density import npt_density
+
+        nname, box = load_structure(args.npt_structure)
+        for student_name, calc in students.items():
+            label = Path(student_name).stem
+            out = Path(args.output) / f"{nname}_{label}_npt"
+            d = npt_density(box, calc, out, args.temperature, args.npt_ps, args.timestep,
+                            seed=args.seed, progress=not args.quiet)  # fmt: skip
+            print(f"[{label} NPT on {nname}] density {d['density_g_cm3']:.3f} +- "
+                  f"{d['density_std_g_cm3']:.3f} g/cm3 ({out / 'density.json'})")  # fmt: skip
+    return 0
+
+
+def teacher_only(structures, teacher, teacher_name, settings, store, progress) -> int:
+    """Run and store the teacher's trajectories of every structure (no student)."""
+    from md_validation.runner import initial_velocities
+    from md_validation.suite import _teacher_run, plan_runs
+
+    for sname, atoms in structures:
+        start = initial_velocities(atoms, settings.temperature_K, settings.seed)
+        for kind, md in plan_runs(settings, for_teacher=True):
+            traj = store.folder / f"running_{sname}_{kind}.traj"
+            store.folder.mkdir(parents=True, exist_ok=True)
+            res = _teacher_run(kind, start, teacher, md, teacher_name, traj, None, store, progress)
+            traj.unlink(missing_ok=True)  # the store keeps its own copy
+            print(f"[{teacher_name} on {sname}] {kind}: {res.steps_done} steps, stored in "
+                  f"{store.folder}")  # fmt: skip
     return 0

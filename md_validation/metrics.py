@@ -127,8 +127,20 @@ def distance_histogram(
     return centers, hist / total if total > 0 else hist
 
 
-def rdf(frames: list[Atoms], r_max: float = 6.0, bins: int = 120) -> tuple[np.ndarray, np.ndarray]:
-    """Radial distribution function g(r) of periodic frames with MDAnalysis ``InterRDF``."""
+def rdf(
+    frames: list[Atoms],
+    r_max: float = 6.0,
+    bins: int = 120,
+    pair: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Radial distribution function g(r) of periodic frames with MDAnalysis ``InterRDF``.
+
+    Args:
+        frames: periodic structures with the same atoms.
+        r_max: largest distance (capped at half the shortest cell length).
+        bins: histogram bins.
+        pair: atomic numbers ``(a, b)`` for the partial g_ab(r); ``None`` for all atoms.
+    """
     import MDAnalysis as mda
     from MDAnalysis.analysis.rdf import InterRDF
     from MDAnalysis.coordinates.memory import MemoryReader
@@ -139,7 +151,12 @@ def rdf(frames: list[Atoms], r_max: float = 6.0, bins: int = 120) -> tuple[np.nd
     dims = np.array([f.cell.cellpar() for f in frames], dtype=np.float32)
     u.load_new(coords, format=MemoryReader, dimensions=dims)
     r_max = min(r_max, 0.5 * min(min(f.cell.lengths()) for f in frames) - 1e-6)
-    analysis = InterRDF(u.atoms, u.atoms, nbins=bins, range=(0.0, r_max), exclusion_block=(1, 1))
+    numbers = frames[0].numbers
+    first = u.atoms if pair is None else u.atoms[np.flatnonzero(numbers == pair[0])]
+    second = u.atoms if pair is None else u.atoms[np.flatnonzero(numbers == pair[1])]
+    # exclude self-pairs only when the two groups are the same atoms
+    exclusion = (1, 1) if pair is None or pair[0] == pair[1] else None
+    analysis = InterRDF(first, second, nbins=bins, range=(0.0, r_max), exclusion_block=exclusion)
     analysis.run()
     return np.asarray(analysis.results.bins), np.asarray(analysis.results.rdf)
 
@@ -149,3 +166,34 @@ def h_error(x: np.ndarray, reference: np.ndarray, other: np.ndarray) -> float:
     dx = float(x[1] - x[0]) if len(x) > 1 else 1.0
     denom = float(np.sum(np.abs(reference)) * dx)
     return float(np.sum(np.abs(reference - other)) * dx / denom) if denom > 0 else float("nan")
+
+
+def windowed_h(
+    reference: list[Atoms], frames: list[Atoms], curve
+) -> dict[str, float | list[float]]:
+    """Structure error h of ``frames`` against ``reference`` on windows of equal length.
+
+    A 20 ps student run and a 1 ps teacher run sample g(r) with different noise: comparing the
+    whole student run with the short teacher run would credit the student with the lower
+    noise of its longer average. Each window of ``len(reference)`` consecutive frames is
+    compared with the reference, and consecutive windows with each other (the noise floor of
+    h at that length).
+
+    Args:
+        reference: the teacher's frames.
+        frames: the student's frames.
+        curve: ``frames -> (x, y)`` (an RDF or distance distribution).
+    """
+    n = len(reference)
+    x, ref = curve(reference)
+    windows = [frames[k : k + n] for k in range(0, len(frames) - n + 1, n)] or [frames]
+    ys = [curve(w)[1] for w in windows]
+    per_window = [h_error(x, ref, y) for y in ys]
+    noise = [h_error(x, a, b) for a, b in zip(ys, ys[1:])]
+    return {
+        "h_mean": float(np.mean(per_window)),
+        "h_std": float(np.std(per_window)),
+        "h_windows": [float(v) for v in per_window],
+        "window_frames": n,
+        "student_window_to_window_h": float(np.mean(noise)) if noise else None,
+    }

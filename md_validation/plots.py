@@ -67,6 +67,30 @@ def distribution_plot(x, curves: dict, xlabel: str, ylabel: str, path: Path) -> 
     return _save(fig, path)
 
 
+def series_plot(x, y, ylabel: str, path: Path) -> str:
+    """One time series against time in ps."""
+    fig = _figure(figsize=(6, 3.0))
+    ax = fig.subplots()
+    ax.plot(x, y, lw=1.0)
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel(ylabel)
+    return _save(fig, path)
+
+
+def partial_rdf_plot(curves: dict[str, dict[str, tuple]], path: Path) -> str:
+    """One panel per element pair: g_ab(r) of each calculator."""
+    pairs = sorted(curves)
+    fig = _figure(figsize=(3.4 * max(len(pairs), 1), 3.0))
+    axes = np.atleast_1d(fig.subplots(1, max(len(pairs), 1)))
+    for ax, pair in zip(axes, pairs):
+        for label, (x, y) in curves[pair].items():
+            ax.plot(x, y, lw=1.2, label=label)
+        ax.set_title(f"g {pair}")
+        ax.set_xlabel("r (A)")
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
 def bond_histograms(bond_data: dict[str, dict[str, np.ndarray]], path: Path) -> str:
     """Bond-length histograms per element pair, student vs teacher."""
     pairs = sorted(bond_data)

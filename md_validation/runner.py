@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from tqdm.auto import tqdm
 from ase_distill.md import ENSEMBLES, MDSettings, initial_velocities, make_dynamics
 from md_validation.metrics import StabilityMonitor
 
-__all__ = ["ENSEMBLES", "MDResult", "MDSettings", "initial_velocities", "run_md"]
+__all__ = ["ENSEMBLES", "MDResult", "MDSettings", "TeacherRunStore", "initial_velocities", "run_md"]
 
 
 @dataclass
@@ -112,3 +113,61 @@ def run_md(
         if traj is not None:
             traj.close()
     return res
+
+
+class TeacherRunStore:
+    """Finished teacher trajectories on disk, reused by every later validation.
+
+    A teacher's run depends only on the start (positions, momenta, cell), the MD settings and
+    the teacher, so a key hashes exactly those; a run is stored as ``KEY.json`` (time series and
+    outcome) beside its trajectory ``KEY.traj``. Teacher time is the cost of a validation
+    (SevenNet-0: ~1.5 s per step on 96 atoms), so a run computed once, even by another command
+    (``ase-distill validate --teacher-only``), is never computed again.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    @staticmethod
+    def key(start: Atoms, settings: MDSettings, teacher: str) -> str:
+        """Hash of what determines the run."""
+        import hashlib
+        from dataclasses import asdict
+
+        h = hashlib.sha256()
+        for array in (start.numbers, start.positions, start.get_momenta(), start.cell[:]):
+            h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        h.update(json.dumps([asdict(settings), teacher, start.pbc.tolist()]).encode())
+        return h.hexdigest()[:20]
+
+    def load(self, key: str) -> MDResult | None:
+        """The stored run, or ``None``."""
+        meta_path, traj_path = self.folder / f"{key}.json", self.folder / f"{key}.traj"
+        if not (meta_path.is_file() and traj_path.is_file()):
+            return None
+        from ase.io import read
+
+        meta = json.loads(meta_path.read_text())
+        meta["settings"] = MDSettings(**meta["settings"])
+        res = MDResult(**meta)
+        res.frames = read(traj_path, ":")
+        res.trajectory = str(traj_path)
+        return res
+
+    def save(self, key: str, res: MDResult) -> None:
+        """Store a finished run (its trajectory file is copied next to the record)."""
+        import shutil
+        from dataclasses import asdict, fields
+
+        from ase_distill.checkpoint import atomic_write_json
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if res.trajectory and Path(res.trajectory).resolve() != (self.folder / f"{key}.traj"):
+            shutil.copyfile(res.trajectory, self.folder / f"{key}.traj")
+        meta = {
+            f.name: getattr(res, f.name)
+            for f in fields(res)
+            if f.name not in ("frames", "trajectory", "settings")
+        }
+        meta["settings"] = asdict(res.settings)
+        atomic_write_json(self.folder / f"{key}.json", meta)

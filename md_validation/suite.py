@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import platform
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.data import chemical_symbols
 
@@ -24,8 +25,15 @@ from md_validation.metrics import (
     h_error,
     rdf,
     thermostat_stats,
+    windowed_h,
 )
-from md_validation.runner import MDResult, MDSettings, initial_velocities, run_md
+from md_validation.runner import (
+    MDResult,
+    MDSettings,
+    TeacherRunStore,
+    initial_velocities,
+    run_md,
+)
 
 #: Verdict thresholds (the project's goals; see the MD validation issue).
 DRIFT_GOAL = 0.1  # meV/atom/ps
@@ -46,6 +54,8 @@ class ValidationSettings:
     relabel_every: int = 5
     seed: int = 0
     teacher_md: bool = True
+    teacher_nve_ps: float | None = None
+    teacher_nvt_ps: float | None = None
 
     def steps(self, ps: float) -> int:
         """Number of steps for ``ps`` picoseconds."""
@@ -57,7 +67,12 @@ class ValidationSettings:
             raise ValueError(f"--timestep must be > 0 fs, got {self.timestep_fs}; try 0.5.")
         if self.temperature_K < 0 or (self.nvt_temperature_K or 0) < 0:
             raise ValueError("--temperature and --nvt-temperature must be >= 0 K.")
-        for option, ps in (("--nve-ps", self.nve_ps), ("--nvt-ps", self.nvt_ps)):
+        for option, ps in (
+            ("--nve-ps", self.nve_ps),
+            ("--nvt-ps", self.nvt_ps),
+            ("--teacher-nve-ps", 0.0 if self.teacher_nve_ps is None else self.teacher_nve_ps),
+            ("--teacher-nvt-ps", 0.0 if self.teacher_nvt_ps is None else self.teacher_nvt_ps),
+        ):
             if not ps >= 0:
                 raise ValueError(f"{option} must be >= 0 ps (0 skips that run), got {ps}.")
         if self.steps(self.nve_ps) <= 0 and self.steps(self.nvt_ps) <= 0:
@@ -78,6 +93,9 @@ UNITS = {
     "force_angle_deg": "degree",
     "energy_mae_mev_per_atom": "meV/atom",
     "temperature": "K",
+    "stress_mae_gpa": "GPa",
+    "pressure_mae_gpa": "GPa",
+    "density_g_cm3": "g/cm^3",
     "h_error": "dimensionless (integrated |g_student - g_teacher| / integrated g_teacher)",
 }
 
@@ -130,14 +148,24 @@ def _bond_data(frames_by_label: dict[str, list[Atoms]], start: Atoms) -> dict[st
     return data
 
 
-def plan_runs(settings: ValidationSettings) -> list[tuple[str, MDSettings]]:
-    """The NVE and NVT runs the settings ask for (a run of 0 ps is skipped)."""
+def plan_runs(
+    settings: ValidationSettings, for_teacher: bool = False
+) -> list[tuple[str, MDSettings]]:
+    """The NVE and NVT runs the settings ask for (a run of 0 ps is skipped).
+
+    The teacher's runs may be shorter than the student's (``teacher_nve_ps`` /
+    ``teacher_nvt_ps``): a foundation teacher costs seconds per step.
+    """
     nvt_t = settings.nvt_temperature_K
     nvt_t = settings.temperature_K if nvt_t is None else nvt_t
+    nve_ps, nvt_ps = settings.nve_ps, settings.nvt_ps
+    if for_teacher:
+        nve_ps = nve_ps if settings.teacher_nve_ps is None else settings.teacher_nve_ps
+        nvt_ps = nvt_ps if settings.teacher_nvt_ps is None else settings.teacher_nvt_ps
     plans = []
     for kind, ps, ensemble, temperature in (
-        ("nve", settings.nve_ps, "nve", settings.temperature_K),
-        ("nvt", settings.nvt_ps, settings.thermostat, nvt_t),
+        ("nve", nve_ps, "nve", settings.temperature_K),
+        ("nvt", nvt_ps, settings.thermostat, nvt_t),
     ):
         steps = settings.steps(ps)
         if steps > 0:
@@ -164,33 +192,62 @@ def new_metrics(structure: Atoms, settings: ValidationSettings, names: dict[str,
     }
 
 
+def _teacher_run(
+    kind: str,
+    start: Atoms,
+    calc: Calculator,
+    md: MDSettings,
+    label: str,
+    traj: Path,
+    cache: dict[str, MDResult] | None,
+    store: TeacherRunStore | None,
+    progress: bool,
+) -> MDResult:
+    """The teacher's run: from the in-process cache, the on-disk store, or computed now."""
+    if cache is not None and kind in cache:
+        return cache[kind]
+    key = TeacherRunStore.key(start, md, label)
+    res = store.load(key) if store is not None else None
+    if res is not None:  # the report folder keeps its own copy of the trajectory
+        shutil.copyfile(res.trajectory, traj)
+        res.trajectory = str(traj)
+    else:
+        res = run_md(start, calc, md, f"{label} {md.ensemble}", traj, progress)
+        if store is not None and not res.aborted:
+            store.save(key, res)
+    if cache is not None and not res.aborted:
+        cache[kind] = res
+    return res
+
+
 def run_all(
-    plans: list[tuple[str, MDSettings]],
+    plans: dict[str, list[tuple[str, MDSettings]]],
     start: Atoms,
     calcs: dict[str, Calculator],
     out: Path,
     metrics: dict[str, Any],
     teacher_cache: dict[str, MDResult] | None,
     progress: bool,
+    store: TeacherRunStore | None = None,
 ) -> dict[str, dict[str, MDResult]]:
-    """Every planned run for every calculator; the teacher's runs may come from the cache.
+    """Every planned run for every calculator (``plans`` by calculator label).
+
+    The teacher's runs may come from the in-process cache or the on-disk store.
 
     Raises:
         ValidationAborted: a calculator raised mid-run (metrics.json written first).
     """
     teacher = metrics["teacher"]
     runs: dict[str, dict[str, MDResult]] = {}
-    for kind, md in plans:
-        for label, calc in calcs.items():
-            shared = label == teacher and teacher_cache is not None
-            if shared and kind in teacher_cache:
-                res = teacher_cache[kind]
-            else:
-                res = run_md(
-                    start, calc, md, f"{label} {kind}", out / f"{kind}_{label}.traj", progress
+    for label, calc in calcs.items():
+        for kind, md in plans[label]:
+            traj = out / f"{kind}_{label}.traj"
+            if label == teacher:
+                res = _teacher_run(
+                    kind, start, calc, md, label, traj, teacher_cache, store, progress
                 )
-                if shared and not res.aborted:
-                    teacher_cache[kind] = res
+            else:
+                res = run_md(start, calc, md, f"{label} {kind}", traj, progress)
             runs.setdefault(kind, {})[label] = res
             metrics["runs"].setdefault(kind, {})[label] = _series_metrics(res)
             if res.aborted:
@@ -199,16 +256,18 @@ def run_all(
                 atomic_write_json(out / "metrics.json", metrics)
                 raise ValidationAborted(
                     f"The {label} calculator raised during the {kind.upper()} run after "
-                    f"{res.steps_done} steps ({res.aborted}). Partial trajectory: "
-                    f"{out / f'{kind}_{label}.traj'}; metrics: {out / 'metrics.json'}."
+                    f"{res.steps_done} steps ({res.aborted}). Partial trajectory: {traj}; "
+                    f"metrics: {out / 'metrics.json'}."
                 )
     return runs
 
 
-def _energy_forces(calc: Calculator, frame: Atoms) -> tuple[float, np.ndarray]:
+def _labels(calc: Calculator, frame: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Energy, forces and (fully periodic frames) the Voigt stress of ``frame``."""
     atoms = frame.copy()
     atoms.calc = calc
-    return atoms.get_potential_energy(), atoms.get_forces()
+    stress = atoms.get_stress() if atoms.pbc.all() else None
+    return atoms.get_potential_energy(), atoms.get_forces(), stress
 
 
 def relabel(
@@ -227,13 +286,13 @@ def relabel(
     rows, failures = [], []
     for k, frame in enumerate(frames):
         try:
-            rows.append((*_energy_forces(student, frame), *_energy_forces(teacher, frame), frame))
+            rows.append((*_labels(student, frame), *_labels(teacher, frame), frame))
         except Exception as exc:  # teacher or student cannot evaluate this frame
             failures.append({"frame": k, "error": f"{type(exc).__name__}: {exc}"[:300]})
     record: dict[str, Any] = {"frames_relabelled": len(rows), "relabel_failures": failures}
     if not rows:
         return record, None
-    pred_e, pred_f, ref_e, ref_f, used = zip(*rows)
+    pred_e, pred_f, pred_s, ref_e, ref_f, ref_s, used = zip(*rows)
     pf, rf = np.concatenate(pred_f), np.concatenate(ref_f)
     nu = np.concatenate([f.numbers for f in used])
     counts = np.array([len(f) for f in used])
@@ -241,7 +300,21 @@ def relabel(
     # relative energies along the trajectory (offset removed): what MD actually sees
     de = (np.array(pred_e) - np.array(ref_e)) / counts
     record["relative_energy_mae_mev_per_atom"] = float(np.mean(np.abs(de - de.mean())) * 1000)
+    if all(s is not None for s in pred_s):
+        record.update(stress_errors(np.array(pred_s), np.array(ref_s)))
     return record, (pf, rf, nu)
+
+
+def stress_errors(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+    """Stress MAE and pressure MAE / mean error in GPa (Voigt stresses in eV/A^3)."""
+    gpa = 1.0 / units.GPa
+    pressure = -(student[:, :3].mean(axis=1) - teacher[:, :3].mean(axis=1)) * gpa
+    return {
+        "stress_mae_gpa": float(np.mean(np.abs(student - teacher)) * gpa),
+        "pressure_mae_gpa": float(np.mean(np.abs(pressure))),
+        "pressure_mean_error_gpa": float(np.mean(pressure)),
+        "teacher_mean_pressure_gpa": float(-np.mean(teacher[:, :3]) * gpa),
+    }
 
 
 def structure_analysis(
@@ -265,6 +338,9 @@ def structure_analysis(
     teacher, student = names["teacher"], names["student"]
     if teacher in curves:
         result["h_error"] = h_error(x, curves[teacher][1], curves[student][1])
+        if structure.pbc.all():
+            result["partials"], partial_curves = partial_rdfs(frames_by_label, teacher, student)
+            figures["partial_rdfs"] = plots.partial_rdf_plot(partial_curves, out / "rdf_pairs.png")
     bond_data = _bond_data(frames_by_label, structure)
     if bond_data:
         figures["bonds"] = plots.bond_histograms(bond_data, out / "bond_lengths.png")
@@ -273,6 +349,24 @@ def structure_analysis(
             for pair, d in bond_data.items()
         }
     return result, figures
+
+
+def partial_rdfs(
+    frames_by_label: dict[str, list[Atoms]], teacher: str, student: str
+) -> tuple[dict[str, Any], dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """g_ab(r) of every element pair: h on windows of the teacher's length, and the curves."""
+    numbers = sorted(set(frames_by_label[student][0].numbers.tolist()))
+    pairs = [(a, b) for i, a in enumerate(numbers) for b in numbers[i:]]
+    metrics, curves = {}, {}
+    for a, b in pairs:
+        name = f"{chemical_symbols[a]}-{chemical_symbols[b]}"
+
+        def curve(frames, pair=(a, b)):
+            return rdf(frames, pair=pair)
+
+        metrics[name] = windowed_h(frames_by_label[teacher], frames_by_label[student], curve)
+        curves[name] = {label: curve(frames) for label, frames in frames_by_label.items()}
+    return metrics, curves
 
 
 def series_figures(runs: dict[str, dict[str, MDResult]], nvt_t: float, out: Path) -> dict:
@@ -327,13 +421,15 @@ def validate(
     structure_name: str = "structure",
     progress: bool = True,
     teacher_cache: dict[str, MDResult] | None = None,
+    teacher_store: TeacherRunStore | None = None,
 ) -> dict[str, Any]:
     """Run NVE and NVT for student and teacher from one start; write the report folder.
 
     Steps: plan the runs, run them, write metrics and report (so a later failure cannot lose
     a detected instability), relabel the student's frames with the teacher, analyse structure
     and speed, write metrics and report again. ``teacher_cache`` (a dict kept by the caller)
-    lets several students of one structure share the teacher's trajectories.
+    lets several students of one structure share the teacher's trajectories in a process;
+    ``teacher_store`` keeps them on disk for every later process.
 
     Raises:
         ValidationAborted: a calculator raised mid-run (partial trajectory + metrics written).
@@ -349,8 +445,8 @@ def validate(
     if settings.teacher_md:
         calcs[teacher_name] = teacher
     start = initial_velocities(structure, settings.temperature_K, settings.seed)
-    plans = plan_runs(settings)
-    runs = run_all(plans, start, calcs, out, metrics, teacher_cache, progress)
+    plans = {student_name: plan_runs(settings), teacher_name: plan_runs(settings, True)}
+    runs = run_all(plans, start, calcs, out, metrics, teacher_cache, progress, teacher_store)
     metrics["status"] = "relabelling"
     metrics["figures"] = {}
     write_outputs(metrics, out)
@@ -367,7 +463,7 @@ def validate(
             f"RMSE {f['force_rmse']:.3f} eV/A"
         )
         figures["force_analysis"] = plots.force_analysis(*pairs, out / "force_analysis.png", title)
-    nvt_md = dict(plans).get("nvt")
+    nvt_md = dict(plans[student_name]).get("nvt")
     figures.update(series_figures(runs, nvt_md.temperature_K if nvt_md else 0.0, out))
     metrics["structure_metrics"], structure_figures = structure_analysis(
         runs, structure, out, names

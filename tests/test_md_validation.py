@@ -199,3 +199,50 @@ def test_teacher_trajectory_shared_between_students(cu13, tmp_path):
     # the second student only costs the teacher its relabelling calls, not a new trajectory
     assert teacher.calls - calls <= 5
     assert "nve" in cache
+
+
+def test_teacher_runs_stored_on_disk_and_shorter(cu13, tmp_path):
+    from md_validation.runner import TeacherRunStore
+
+    settings = ValidationSettings(
+        nve_ps=0.02, nvt_ps=0.04, timestep_fs=1.0, interval=5, teacher_nve_ps=0.0,
+        teacher_nvt_ps=0.02,
+    )  # fmt: skip
+    store = TeacherRunStore(tmp_path / "store")
+    m = validate(cu13, EMT(), EMT(), settings, tmp_path / "a", "s", "t", "cu13", False,
+                 teacher_store=store)  # fmt: skip
+    assert m["runs"]["nvt"]["t"]["steps_done"] == 20 and m["runs"]["nvt"]["s"]["steps_done"] == 40
+    assert "t" not in m["runs"]["nve"]
+    assert len(list((tmp_path / "store").glob("*.traj"))) == 1
+    teacher = FailingCalc(10_000)
+    again = validate(cu13, EMT(), teacher, settings, tmp_path / "b", "s", "t", "cu13", False,
+                     teacher_store=TeacherRunStore(tmp_path / "store"))  # fmt: skip
+    # a new process: the teacher's trajectory comes from disk, only relabelling calls it
+    assert teacher.calls <= 5
+    assert again["runs"]["nvt"]["t"] == m["runs"]["nvt"]["t"]
+
+
+def test_npt_density_of_a_periodic_box(tmp_path):
+    from md_validation.density import density, npt_density
+
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2)
+    d = npt_density(crystal, EMT(), tmp_path, 300.0, ps=0.05, timestep_fs=2.0, progress=False)
+    assert abs(d["density_g_cm3"] - density(crystal)) < 0.5  # EMT copper stays near 8.9 g/cm3
+    assert (tmp_path / "density.json").is_file() and (tmp_path / "density.png").is_file()
+    with pytest.raises(ValueError, match="fully periodic"):
+        npt_density(Icosahedron("Cu", 2), EMT(), tmp_path, progress=False)
+
+
+def test_windowed_h_compares_equal_lengths():
+    from md_validation.metrics import windowed_h
+
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2)
+    frames = []
+    for k in range(8):
+        a = crystal.copy()
+        a.rattle(0.05, seed=k)
+        frames.append(a)
+    result = windowed_h(frames[:2], frames, lambda f: rdf(f, pair=(29, 29)))
+    assert result["window_frames"] == 2 and len(result["h_windows"]) == 4
+    assert result["h_windows"][0] == 0.0  # the first window is the reference itself
+    assert result["student_window_to_window_h"] > 0
