@@ -246,3 +246,19 @@ def test_windowed_h_compares_equal_lengths():
     assert result["window_frames"] == 2 and len(result["h_windows"]) == 4
     assert result["h_windows"][0] == 0.0  # the first window is the reference itself
     assert result["student_window_to_window_h"] > 0
+
+
+def test_stability_in_a_liquid_ignores_hydrogen_bonds():
+    """Molecules moving as wholes in a periodic liquid are stable; a broken O-H is not."""
+    from pathlib import Path
+
+    box = read(Path(__file__).parents[1] / "reports" / "water" / "box32_start.xyz")
+    monitor = StabilityMonitor(box)
+    moved = box.copy()
+    rng = np.random.default_rng(0)
+    for m in range(len(box) // 3):  # every molecule shifted as a whole
+        moved.positions[3 * m : 3 * m + 3] += rng.normal(scale=0.4, size=3)
+    assert monitor.check(moved, 0.0) is None
+    bond = moved.get_distance(0, 1, mic=True, vector=True)
+    moved.positions[1] += 0.8 * bond / np.linalg.norm(bond)  # one O-H stretched by 0.8 A
+    assert "deviates" in monitor.check(moved, 0.0)
