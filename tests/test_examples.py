@@ -47,8 +47,11 @@ def test_demo_example(tmp_path):
             "0.02",
             "--output",
             str(tmp_path / "demo"),
+            "--water-frames",
+            "1",
         ],
         tmp_path,
     )
     assert "report:" in out
+    assert "water-tiny vs SevenNet-0" in out
     assert (tmp_path / "demo" / "aspirin_tiny" / "report.md").is_file()

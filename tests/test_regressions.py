@@ -251,6 +251,7 @@ def test_8_max_force_filters_training_frames_only(tmp_path):
     assert card["training_data"]["eval_frames_above_max_force"]["validation"] == 1
     assert card["training_data"]["frames"]["validation"] == 12  # nothing dropped
     assert summary["metrics"]["validation"]["n_structures"] == 12
+    assert summary["metrics"]["validation"]["stress_mae_gpa"] >= 0  # the periodic frames
 
 
 def test_8_no_validation_split_is_an_error_unless_asked(tmp_path):

@@ -184,21 +184,36 @@ def loss_fn(
 def predict(
     model: StudentModel, samples: list[Sample], batch_size: int = 32
 ) -> dict[str, np.ndarray]:
-    """Energies and forces of ``samples`` (float64 evaluation on the model's device)."""
+    """Energies, forces and stresses (3x3; zeros without a cell) of ``samples``.
+
+    Float64 evaluation on the model's device.
+    """
     device = next(model.parameters()).device
-    energies, forces = [], []
+    energies, forces, stresses = [], [], []
     for k in range(0, len(samples), batch_size):
         graph, _ = collate(samples[k : k + batch_size], torch.float64, device)
-        out = ConservativePotential(model).evaluate(graph, forces=True)
+        with_stress = any(s.stress is not None for s in samples[k : k + batch_size])
+        out = ConservativePotential(model).evaluate(graph, forces=True, stress=with_stress)
         energies.append(out["energy"].detach().cpu().numpy())
         forces.append(out["forces"].detach().cpu().numpy())
-    return {"energy": np.concatenate(energies), "forces": np.concatenate(forces)}
+        stress = out["stress"] if with_stress else torch.zeros(graph.n_structures, 3, 3)
+        stresses.append(stress.detach().cpu().numpy())
+    return {
+        "energy": np.concatenate(energies),
+        "forces": np.concatenate(forces),
+        "stress": np.concatenate(stresses),
+    }
 
 
 def evaluate_samples(model: StudentModel, samples: list[Sample]) -> dict[str, Any]:
-    """Fidelity report of ``model`` on labelled samples (see :mod:`ase_distill.metrics`)."""
+    """Fidelity report of ``model`` on labelled samples (see :mod:`ase_distill.metrics`).
+
+    Samples with a teacher stress add ``stress_mae_gpa`` (all nine components).
+    """
+    from ase import units
+
     pred = predict(_copy_double(model), samples)
-    return fidelity_report(
+    report = fidelity_report(
         pred["forces"],
         np.concatenate([s.forces for s in samples]),
         np.concatenate([s.graph.numbers for s in samples]),
@@ -206,6 +221,13 @@ def evaluate_samples(model: StudentModel, samples: list[Sample]) -> dict[str, An
         np.array([s.energy for s in samples]),
         np.array([len(s.graph.numbers) for s in samples]),
     )
+    stressed = [k for k, s in enumerate(samples) if s.stress is not None]
+    if stressed:
+        ref = np.stack([samples[k].stress for k in stressed])
+        err = np.abs(pred["stress"][stressed] - ref) / units.GPa
+        report["stress_mae_gpa"] = float(err.mean())
+        report["n_stress_frames"] = len(stressed)
+    return report
 
 
 def _copy_double(model: StudentModel) -> StudentModel:
