@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="folder of finished teacher trajectories, reused by later runs "
         "(default: OUTPUT/teacher_runs)",
     )
+    p.add_argument(
+        "--discard-ps", type=float, default=0.0, help="equilibration left out of the RDFs (ps)"
+    )
     p.add_argument("--npt-structure", help="periodic box for the student's NPT density run")
     p.add_argument("--npt-ps", type=float, default=10.0, help="length of the NPT run (ps)")
     p.add_argument(
@@ -70,6 +73,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         teacher_md=not args.no_teacher_md,
         teacher_nve_ps=args.teacher_nve_ps,
         teacher_nvt_ps=args.teacher_nvt_ps,
+        discard_ps=args.discard_ps,
     )
     settings.check()
     structures = [load_structure(s) for s in args.structure]

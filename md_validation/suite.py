@@ -56,6 +56,7 @@ class ValidationSettings:
     teacher_md: bool = True
     teacher_nve_ps: float | None = None
     teacher_nvt_ps: float | None = None
+    discard_ps: float = 0.0
 
     def steps(self, ps: float) -> int:
         """Number of steps for ``ps`` picoseconds."""
@@ -79,6 +80,8 @@ class ValidationSettings:
             raise ValueError("zero steps: give --nve-ps and/or --nvt-ps larger than the time step.")
         if self.interval < 1:
             raise ValueError(f"--interval must be >= 1 step, got {self.interval}.")
+        if not self.discard_ps >= 0:
+            raise ValueError(f"--discard-ps must be >= 0, got {self.discard_ps}.")
         if self.relabel_every < 1:
             raise ValueError(f"--relabel-every must be >= 1, got {self.relabel_every}.")
 
@@ -318,12 +321,23 @@ def stress_errors(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
 
 
 def structure_analysis(
-    runs: dict[str, dict[str, MDResult]], structure: Atoms, out: Path, names: dict[str, str]
+    runs: dict[str, dict[str, MDResult]],
+    structure: Atoms,
+    out: Path,
+    names: dict[str, str],
+    discard_ps: float = 0.0,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """RDF (periodic) or intramolecular distances, and bond lengths; returns metrics, figures."""
+    """RDF (periodic) or intramolecular distances, and bond lengths; returns metrics, figures.
+
+    Frames of the first ``discard_ps`` of every run are left out (equilibration from a start
+    made by another model).
+    """
     figures: dict[str, str] = {}
     kind = "nvt" if "nvt" in runs else "nve"
-    frames_by_label = {label: r.frames for label, r in runs[kind].items()}
+    frames_by_label = {
+        label: [f for f, t in zip(r.frames, r.time_ps) if t >= discard_ps] or r.frames
+        for label, r in runs[kind].items()
+    }
     if structure.pbc.all():
         curves = {label: rdf(frames) for label, frames in frames_by_label.items()}
         ylabel, name = "g(r)", "rdf"
@@ -334,7 +348,7 @@ def structure_analysis(
     figures["structure"] = plots.distribution_plot(
         x, {k: v[1] for k, v in curves.items()}, "r (A)", ylabel, out / f"{name}.png"
     )
-    result: dict[str, Any] = {"kind": name, "ensemble": kind}
+    result: dict[str, Any] = {"kind": name, "ensemble": kind, "discarded_ps": discard_ps}
     teacher, student = names["teacher"], names["student"]
     if teacher in curves:
         result["h_error"] = h_error(x, curves[teacher][1], curves[student][1])
@@ -466,7 +480,7 @@ def validate(
     nvt_md = dict(plans[student_name]).get("nvt")
     figures.update(series_figures(runs, nvt_md.temperature_K if nvt_md else 0.0, out))
     metrics["structure_metrics"], structure_figures = structure_analysis(
-        runs, structure, out, names
+        runs, structure, out, names, settings.discard_ps
     )
     figures.update(structure_figures)
     if (sp := speed(runs, student_name, teacher_name)) is not None:
