@@ -16,10 +16,12 @@ def energy_drift(time_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) ->
     """NVE energy conservation.
 
     Returns:
-        ``drift_mev_per_atom_per_ps``: slope of a linear fit of the total energy;
-        ``max_deviation_mev_per_atom``: largest |E(t) - E(0)|;
-        ``drift_ratio``: |slope * duration| / std(kinetic energy) is computed by the caller
-        (needs the kinetic energy), see :func:`drift_ratio`.
+        Two numbers: ``drift_mev_per_atom_per_ps``, the slope of a linear fit of the total
+        energy per atom, and ``max_deviation_mev_per_atom``, the largest |E(t) - E(0)| per
+        atom. (The drift ratio needs the kinetic energy: :func:`drift_ratio`.)
+
+    Raises:
+        ValueError: fewer than two samples.
     """
     t = np.asarray(time_ps, dtype=float)
     e = np.asarray(total_energy, dtype=float) / n_atoms * 1000.0

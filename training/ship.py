@@ -46,11 +46,12 @@ def ship(run_checkpoint: str | Path, name: str, note: str | None = None) -> Path
     frames = data.get("frames", {})
     card["name"] = key
     card["description"] = describe(key, model.count_parameters())
+    species = "".join(card.get("species", []))
     card["provenance"] = (
         f"Distilled from {teacher.get('name')} ({teacher.get('package', '')} "
         f"{teacher.get('version', '')}) on {sum(frames.values())} teacher-labelled frames of "
-        f"{len(data.get('molecules') or [])} CHNO molecules; "
-        f"{len(data.get('holdout_molecules') or [])} molecules held out for testing."
+        f"{len(data.get('molecules') or [])} {species} seed structures; "
+        f"{len(data.get('holdout_molecules') or [])} held out whole for testing."
     )
     if not str(teacher.get("name", "")).startswith("orb"):
         card["provenance"] += " The teacher is not Orb (no Orb weights were used)."
