@@ -16,3 +16,10 @@ for group in "test_student" "test_floor" "test_teacher and gfn2" "test_teacher a
     || echo "benchmark group '$group' failed or ran out of memory (rc=$?)"
 done
 $PY -m benchmarks.report benchmarks/results/run-*.json
+# batched evaluation and the water students vs SevenNet / Orb: their own reports
+$PY -m pytest benchmarks/test_batch_speed.py -q -p no:cacheprovider -o testpaths=benchmarks \
+  --benchmark-only --benchmark-json=benchmarks/results/batch-run.json && \
+  $PY -m benchmarks.batch_report benchmarks/results/batch-run.json
+$PY -m pytest benchmarks/test_water_speed.py -q -p no:cacheprovider -o testpaths=benchmarks \
+  --benchmark-only --benchmark-json=benchmarks/results/water-run.json && \
+  $PY -m benchmarks.water_report benchmarks/results/water-run.json
