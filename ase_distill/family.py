@@ -97,9 +97,9 @@ def members() -> dict[str, tuple[Family, Member]]:
     return {m.name: (f, m) for f in FAMILIES.values() for m in f.members}
 
 
-def student_names() -> list[str]:
-    """Names of all students in the table."""
-    return list(members())
+def student_names(family: str | None = None) -> list[str]:
+    """Names of the students in the table (of one family when given)."""
+    return [n for n, (f, _) in members().items() if family is None or f.name == family]
 
 
 def member(name: str) -> tuple[Family, Member]:

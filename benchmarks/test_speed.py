@@ -16,7 +16,7 @@ from ase.calculators.calculator import all_changes
 from ase_distill.family import student_names
 from benchmarks.systems import SYSTEMS
 
-STUDENTS = student_names()  # the family table (ase_distill.family)
+STUDENTS = student_names("chno")  # the CHNO family of the table (ase_distill.family)
 TEACHERS = {
     "orb-v3-conservative-inf": ("orb-v3-conservative-inf-omat", {"random_weights": True}),
     "orb-v3-direct-20": ("orb-v3-direct-20-omat", {"random_weights": True}),
