@@ -78,6 +78,28 @@ FAMILIES: dict[str, Family] = {
             ),
         ),
     ),
+    "water": Family(
+        name="water",
+        species=(1, 8),
+        # boxes held out whole: their teacher MD, rattle and strain frames
+        target_split="test_molecule",
+        members=(
+            Member(
+                "water-tiny",
+                "tiny",
+                {**SIZE_ARCHITECTURES["tiny"], "species": (1, 8)},
+                "periodic water from SevenNet-0 (not Orb): the speed / fidelity sweet spot",
+                {"force_r2": 0.99, "energy_mae_mev_per_atom": 1.0, "stress_mae_gpa": 0.3},
+            ),
+            Member(
+                "water-ultra-tiny",
+                "ultra-tiny",
+                {**SIZE_ARCHITECTURES["ultra-tiny"], "species": (1, 8)},
+                "periodic water from SevenNet-0 (not Orb): fastest",
+                {"force_r2": 0.98, "energy_mae_mev_per_atom": 2.0, "stress_mae_gpa": 0.5},
+            ),
+        ),
+    ),
 }
 
 #: Accepted spellings -> canonical name.
@@ -86,6 +108,8 @@ ALIASES: dict[str, str] = {
     "ultratiny": "ultra-tiny",
     "default": "tiny",
     "large": "original",
+    "water_tiny": "water-tiny",
+    "water_ultra_tiny": "water-ultra-tiny",
 }
 
 #: The student ``DistilledCalculator()`` loads without a name.
