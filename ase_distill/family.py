@@ -49,33 +49,35 @@ SIZE_ARCHITECTURES: dict[str, dict[str, Any]] = {
     "ultra-tiny": {"features": 24, "interactions": 3, "radial_basis": 8},
 }
 
+
+def _member(name: str, size: str, role: str, targets: dict, **architecture: Any) -> Member:
+    """A member of ``size`` whose architecture overrides the size's with ``architecture``."""
+    return Member(name, size, {**SIZE_ARCHITECTURES[size], **architecture}, role, targets)
+
+
+def _chno_targets(r2: float, angle: float, energy: float) -> dict[str, float]:
+    return {"force_r2": r2, "force_angle_deg": angle, "energy_mae_mev_per_atom": energy}
+
+
+def _water_targets(r2: float, energy: float, stress: float) -> dict[str, float]:
+    return {"force_r2": r2, "energy_mae_mev_per_atom": energy, "stress_mae_gpa": stress}
+
+
+WATER_ROLE = "periodic water from SevenNet-0 (not Orb)"
+
+# fmt: off
 FAMILIES: dict[str, Family] = {
     "chno": Family(
         name="chno",
         species=(1, 6, 7, 8),
         target_split="heldout_md_300_600K",
         members=(
-            Member(
-                "original",
-                "original",
-                SIZE_ARCHITECTURES["original"],
-                "largest student: highest fidelity",
-                {"force_r2": 0.998, "force_angle_deg": 3.0, "energy_mae_mev_per_atom": 1.0},
-            ),
-            Member(
-                "tiny",
-                "tiny",
-                SIZE_ARCHITECTURES["tiny"],
-                "default student: the speed / fidelity sweet spot",
-                {"force_r2": 0.99, "force_angle_deg": 8.0, "energy_mae_mev_per_atom": 3.0},
-            ),
-            Member(
-                "ultra-tiny",
-                "ultra-tiny",
-                SIZE_ARCHITECTURES["ultra-tiny"],
-                "smallest student: fastest, for screening",
-                {"force_r2": 0.97, "force_angle_deg": 15.0, "energy_mae_mev_per_atom": 6.0},
-            ),
+            _member("original", "original", "largest student: highest fidelity",
+                    _chno_targets(0.998, 3.0, 1.0)),
+            _member("tiny", "tiny", "default student: the speed / fidelity sweet spot",
+                    _chno_targets(0.99, 8.0, 3.0)),
+            _member("ultra-tiny", "ultra-tiny", "smallest student: fastest, for screening",
+                    _chno_targets(0.97, 15.0, 6.0)),
         ),
     ),
     "water": Family(
@@ -84,23 +86,14 @@ FAMILIES: dict[str, Family] = {
         # boxes held out whole: their teacher MD, rattle and strain frames
         target_split="test_molecule",
         members=(
-            Member(
-                "water-tiny",
-                "tiny",
-                {**SIZE_ARCHITECTURES["tiny"], "species": (1, 8)},
-                "periodic water from SevenNet-0 (not Orb): the speed / fidelity sweet spot",
-                {"force_r2": 0.99, "energy_mae_mev_per_atom": 1.0, "stress_mae_gpa": 0.3},
-            ),
-            Member(
-                "water-ultra-tiny",
-                "ultra-tiny",
-                {**SIZE_ARCHITECTURES["ultra-tiny"], "species": (1, 8)},
-                "periodic water from SevenNet-0 (not Orb): fastest",
-                {"force_r2": 0.98, "energy_mae_mev_per_atom": 2.0, "stress_mae_gpa": 0.5},
-            ),
+            _member("water-tiny", "tiny", f"{WATER_ROLE}: the speed / fidelity sweet spot",
+                    _water_targets(0.99, 1.0, 0.3), species=(1, 8)),
+            _member("water-ultra-tiny", "ultra-tiny", f"{WATER_ROLE}: fastest",
+                    _water_targets(0.98, 2.0, 0.5), species=(1, 8)),
         ),
     ),
 }
+# fmt: on
 
 #: Accepted spellings -> canonical name.
 ALIASES: dict[str, str] = {
