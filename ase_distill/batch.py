@@ -32,6 +32,9 @@ class BatchEvaluator:
         model: a student name, a checkpoint path or a :class:`StudentModel`.
         device: torch device.
         dtype: float64 (default, the reference) or float32.
+        compile: energies and forces through the compiled package (:mod:`ase_distill.compiled`,
+            CPU; as :class:`~ase_distill.calculator.DistilledCalculator`'s ``compile``: ``"auto"``
+            uses a cached one); stress calls stay eager.
     """
 
     def __init__(
@@ -39,15 +42,16 @@ class BatchEvaluator:
         model: str | StudentModel = "tiny",
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float64,
+        compile: bool | str = "auto",
     ) -> None:
         from ase_distill.calculator import DistilledCalculator
 
         # The calculator does the loading and the checks (name or file, device, dtype), and
         # keeps a private eval-mode copy of the model.
-        calc = DistilledCalculator(model, device=device, dtype=dtype)
-        if calc.model is None:
+        self.calculator = DistilledCalculator(model, device=device, dtype=dtype, compile=compile)
+        if self.calculator.model is None:
             raise ValueError("BatchEvaluator needs an eager student, not an exported file.")
-        self.model, self.device, self.dtype = calc.model, calc.device, dtype
+        self.model, self.device, self.dtype = self.calculator.model, self.calculator.device, dtype
         self.potential = ConservativePotential(self.model)
 
     def evaluate(self, structures: Sequence[Atoms], stress: bool = False) -> list[dict[str, Any]]:
@@ -72,8 +76,12 @@ class BatchEvaluator:
         """Energies ``(B,)``, concatenated forces ``(N, 3)`` and stresses ``(B, 3, 3)``."""
         model = self.model
         graph = atoms_to_graph(structures, model.cutoff, model.species, self.dtype, self.device)
-        with torch.enable_grad():
-            out = self.potential.evaluate(graph, forces=True, stress=stress)
+        n_edges = graph.edge_index.shape[1]
+        if not stress and self.calculator.uses_compiled_package(graph.n_atoms, n_edges):
+            out = self.calculator.compiled_call(graph)
+        else:
+            with torch.enable_grad():
+                out = self.potential.evaluate(graph, forces=True, stress=stress)
         energy = out["energy"].detach().cpu().numpy().astype(np.float64)
         forces = out["forces"].detach().cpu().numpy().astype(np.float64)
         stresses = out["stress"].detach().cpu().numpy().astype(np.float64) if stress else None

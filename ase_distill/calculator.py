@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from ase_distill.graph import atoms_to_graph
-from ase_distill.memory import check_memory
-from ase_distill.model import ConservativePotential, StudentModel, functional_evaluate
+from ase_distill.compiled import compiled_potential
+from ase_distill.graph import AtomsGraph, atoms_to_graph
+from ase_distill.memory import check_memory, default_edge_chunk, estimate_call_bytes
+from ase_distill.model import ConservativePotential, StudentModel
 from ase_distill.registry import load_student, resolve_student
 
 
@@ -37,6 +37,13 @@ def _checked_device(device: str | torch.device) -> torch.device:
     return device
 
 
+#: The compiled package runs all edges at once: it is used only for graphs that are not chunked
+#: and whose estimate stays below this. Measured (tiny, one thread, water boxes of 192-999 atoms):
+#: there the package is no faster than eager chunks, the calls being compute-bound; it pays on
+#: small molecules, where eager calls are overhead-bound (caffeine: 9.7 -> 1.2 ms in float32).
+COMPILED_MAX_BYTES = 2**30
+
+
 class DistilledCalculator(Calculator):
     """Energy, forces, stress and per-atom energies from a distilled student.
 
@@ -50,12 +57,21 @@ class DistilledCalculator(Calculator):
             :class:`~ase_distill.model.StudentModel`.
         card: model card of ``model`` (filled in when loading by name).
         device: torch device to evaluate on.
-        dtype: floating precision of the evaluation; float64 (default) keeps NVE energy
-            conservation at the level of the model, float32 is faster.
-        compile: evaluate through ``torch.compile`` of the functional energy/forces/stress
-            (:func:`~ase_distill.model.functional_evaluate`; dynamic shapes, so changing atom
-            and edge counts do not recompile). Faster on CPU (``benchmarks/``) after a one-off
-            compilation of 10-60 s per dtype and stress setting; needs a C++ compiler.
+        dtype: floating precision of the evaluation; float64 (the default, unless ``fast``) keeps
+            NVE energy conservation at the level of the model, float32 is faster.
+        compile: evaluate through an ahead-of-time compiled package of the energy, forces and
+            stress (:mod:`ase_distill.compiled`), built once per machine, student, precision and
+            stress setting (30-60 s, needs a C++ compiler), cached on disk and loaded in
+            milliseconds by every later process. ``True`` builds a missing package; ``"auto"``
+            (the default) uses one only if it is already cached (``ase-distill compile NAME``,
+            run by ``make install`` for ``tiny``, or an earlier ``compile=True``) and runs eagerly
+            otherwise; ``False`` never uses one. Compiled and eager results agree to 1e-10 in
+            float64 (tested). CPU students only; elsewhere ``"auto"`` means eager.
+        fast: the small-molecule fast path: ``compile=True`` in float32 (unless ``dtype`` is
+            given). Forces within 1e-5 eV/A of the float64 reference (tested).
+        edge_chunk: edges per chunk of the bounded-memory path for large systems; ``None``
+            picks :func:`~ase_distill.memory.default_edge_chunk` (about 4 MiB per edge tensor),
+            ``0`` turns chunking off.
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator`.
 
     """
@@ -68,12 +84,19 @@ class DistilledCalculator(Calculator):
         *,
         card: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float64,
-        compile: bool = False,
+        dtype: torch.dtype | None = None,
+        compile: bool | str = "auto",
+        fast: bool = False,
+        edge_chunk: int | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(model, str | os.PathLike):
             model, card = resolve_student(model)
+        if dtype is None:
+            dtype = torch.float32 if fast else torch.float64
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}.")
+        compile = True if fast else compile
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}.")
         super().__init__(**kwargs)
@@ -99,14 +122,24 @@ class DistilledCalculator(Calculator):
                 f"model must be a student name, a checkpoint path or a StudentModel, got "
                 f"{type(model).__name__}."
             )
-        self.compiled = bool(compile)
-        self._compiled_fn = None
-        if self.compiled:
-            if self.model is None:
-                raise ValueError("compile=True needs an eager student, not a TorchScript file.")
-            self._compiled_fn = torch.compile(
-                functools.partial(functional_evaluate, self.model), dynamic=True
+        arch = self.card.get("architecture") or self.model.config.to_dict()
+        self._features, self._interactions = int(arch["features"]), int(arch["interactions"])
+        if edge_chunk is None:
+            edge_chunk = default_edge_chunk(self._features, dtype)
+        if edge_chunk < 0:
+            raise ValueError(f"edge_chunk must be >= 0 (0 turns chunking off), got {edge_chunk}.")
+        self.edge_chunk = int(edge_chunk) if self.model is not None else 0
+        if self.model is not None:
+            self.model.edge_chunk = self.edge_chunk
+        eager_cpu = self.model is not None and self.device.type == "cpu"
+        if compile is True and not eager_cpu:
+            raise ValueError(
+                "compile=True (and fast=True) needs an eager student on the CPU, not a "
+                "TorchScript file or a GPU; drop compile/fast there."
             )
+        #: ``True`` (build when missing), ``"auto"`` (use when cached) or ``False``.
+        self.compiled: bool | str = compile if eager_cpu else False
+        self._packages: dict[bool, Any] = {}
 
     @classmethod
     def from_name(cls, name: str, **kwargs: Any) -> DistilledCalculator:
@@ -150,13 +183,13 @@ class DistilledCalculator(Calculator):
                 "cell); this structure is not fully periodic."
             )
         g = atoms_to_graph(atoms, self.cutoff, self.species, dtype=self.dtype, device=self.device)
-        arch = self.card.get("architecture") or self.model.config.to_dict()
+        n_edges = g.edge_index.shape[1]
         check_memory(
-            g.n_atoms, g.edge_index.shape[1], arch["features"], arch["interactions"], self.dtype,
-            self.device,
+            g.n_atoms, n_edges, self._features, self._interactions, self.dtype, self.device,
+            self.edge_chunk,
         )  # fmt: skip
-        if self._compiled_fn is not None:
-            out = self._compiled_fn(g.model_inputs(), want_stress)
+        if self.uses_compiled_package(g.n_atoms, n_edges, want_stress):
+            out = self.compiled_call(g, want_stress)
         else:
             with torch.enable_grad():
                 out = self.potential(*g.model_inputs(), g.n_structures, True, want_stress, False)
@@ -168,3 +201,49 @@ class DistilledCalculator(Calculator):
         if want_stress:
             full = out["stress"][0].detach().cpu().numpy().astype(np.float64)
             self.results["stress"] = full_3x3_to_voigt_6_stress(full)
+
+    def _package(self, stress: bool):
+        """The compiled package for ``stress`` (built if ``compile=True``), or ``None``."""
+        if stress not in self._packages:
+            build = self.compiled is True
+            self._packages[stress] = compiled_potential(self.model, self.dtype, stress, build=build)
+        return self._packages[stress]
+
+    def uses_compiled_package(self, n_atoms: int, n_edges: int, stress: bool = False) -> bool:
+        """Whether a graph of this size goes through the compiled package (all edges at once)."""
+        if not self.compiled or n_atoms < 2 or n_edges < 1:
+            return False
+        if self._chunked(n_edges):  # condensed phases: compute-bound, eager chunks are as fast
+            return False
+        need = estimate_call_bytes(n_edges, self._features, self._interactions, self.dtype)
+        return need <= COMPILED_MAX_BYTES and self._package(stress) is not None
+
+    def _chunked(self, n_edges: int) -> bool:
+        """Whether a graph of ``n_edges`` edges takes the chunked, bounded-memory path."""
+        return 0 < self.edge_chunk < n_edges
+
+    def compiled_call(self, g: AtomsGraph, want_stress: bool = False) -> dict[str, torch.Tensor]:
+        """Energies, forces (and stress) of ``g`` from the cached compiled package.
+
+        Needs ``compile=True``. ``g`` may hold several structures when no stress is asked.
+        """
+        if want_stress and g.n_structures != 1:
+            raise ValueError("The compiled path gives the stress of one structure per call.")
+        package = self._package(want_stress)
+        if package is None:
+            raise ValueError("No compiled package: use compile=True to build one.")
+        if g.n_structures == 1:
+            cell, shifts = g.cell[0], g.edge_shift
+        else:
+            # Several cells: hand the package Cartesian shift vectors and a unit cell. Forces
+            # and energies are the same (shifts do not depend on positions); stress is not.
+            receivers = g.batch[g.edge_index[0]]
+            shifts = torch.einsum("ek,ekl->el", g.edge_shift, g.cell[receivers])
+            cell = torch.eye(3, dtype=g.cell.dtype, device=g.cell.device)
+        outputs = self._packages[want_stress](g.positions, g.numbers, cell, g.edge_index, shifts)
+        energies, forces = outputs[1], outputs[2]
+        energy = torch.zeros(g.n_structures, dtype=energies.dtype).index_add_(0, g.batch, energies)
+        out = {"energy": energy, "energies": energies, "forces": forces}
+        if want_stress:
+            out["stress"] = outputs[3][None]
+        return out

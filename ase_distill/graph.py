@@ -11,7 +11,6 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from ase_distill.neighbors import MIN_DISTANCE, neighbor_list
-from ase_distill.ops import csr_offsets
 
 
 @dataclass
@@ -149,20 +148,43 @@ def batch_graphs(
     """Join per-structure graphs into one disjoint batched graph (atom indices offset)."""
     if len(graphs) == 0:
         raise ValueError("No structures given; pass at least one ase.Atoms.")
-    counts = np.array([len(g.numbers) for g in graphs])
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    edges = torch.from_numpy(np.concatenate([g.edges + s for g, s in zip(graphs, starts)], 1))
-    graph = AtomsGraph(
-        positions=torch.from_numpy(np.concatenate([g.positions for g in graphs])),
-        numbers=torch.from_numpy(np.concatenate([g.numbers for g in graphs])),
-        cell=torch.from_numpy(np.stack([g.cell for g in graphs])),
-        batch=torch.from_numpy(np.repeat(np.arange(len(graphs)), counts)),
-        edge_index=edges,
-        edge_shift=torch.from_numpy(np.concatenate([g.shifts for g in graphs])),
-        offsets=csr_offsets(edges[0], int(counts.sum())),
+    counts = [len(g.numbers) for g in graphs]
+    if len(graphs) == 1:  # every calculator call: no copies
+        g = graphs[0]
+        numbers, positions, cells, edges, shifts = (
+            g.numbers,
+            g.positions,
+            g.cell[None],
+            g.edges,
+            g.shifts,
+        )
+    else:
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        numbers = np.concatenate([g.numbers for g in graphs])
+        positions = np.concatenate([g.positions for g in graphs])
+        cells = np.stack([g.cell for g in graphs])
+        edges = np.concatenate([g.edges + s for g, s in zip(graphs, starts)], 1)
+        shifts = np.concatenate([g.shifts for g in graphs])
+    n = int(sum(counts))
+    # Edges are sorted by receiver (neighbor_list sorts them): the CSR row pointer is a search.
+    offsets = np.searchsorted(edges[0], np.arange(n + 1))
+
+    def floats(x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=dtype, device=device)
+
+    def ints(x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.long, device=device)
+
+    return AtomsGraph(
+        positions=floats(positions),
+        numbers=ints(numbers),
+        cell=floats(cells),
+        batch=ints(np.repeat(np.arange(len(graphs)), counts)),
+        edge_index=ints(edges),
+        edge_shift=floats(shifts),
+        offsets=ints(offsets),
         n_structures=len(graphs),
     )
-    return graph.to(device=device, dtype=dtype)
 
 
 def atoms_to_graph(

@@ -29,8 +29,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ase_distill.family import SIZE_ARCHITECTURES
 from ase_distill.graph import AtomsGraph
@@ -139,6 +141,13 @@ class RadialFilters(nn.Module):
         fcut = cosine_cutoff(r, self.cutoff)
         return (self.linear(self.basis(r)) * fcut[:, None]).split(self.width, 1)
 
+    @torch.jit.unused
+    def block(self, r: torch.Tensor, k: int) -> torch.Tensor:
+        """The ``(E, 3F)`` filter of block ``k`` alone (the rows of ``forward``'s ``k``-th part)."""
+        rows = slice(k * self.width, (k + 1) * self.width)
+        filt = nn.functional.linear(self.basis(r), self.linear.weight[rows], self.linear.bias[rows])
+        return filt * cosine_cutoff(r, self.cutoff)[:, None]
+
 
 class Embedding(nn.Module):
     """Element -> scalar features (vector features start at zero)."""
@@ -189,16 +198,36 @@ class PaiNNMessage(nn.Module):
             offsets: CSR row pointer of the receivers (or ``None``).
             v_is_zero: ``v`` is known to be zero (first block): skip its message term.
         """
-        n, f = s.shape
+        n = s.shape[0]
+        ds, dv = self.aggregate(self.phi(s), v, edge_index, filt, unit, offsets, n, v_is_zero)
+        return s + ds, v + dv
+
+    def aggregate(
+        self,
+        x: torch.Tensor,
+        v: torch.Tensor,
+        edge_index: torch.Tensor,
+        filt: torch.Tensor,
+        unit: torch.Tensor,
+        offsets: Optional[torch.Tensor],  # noqa: UP045 (TorchScript)
+        n_receivers: int,
+        v_is_zero: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed messages ``(n, F)`` and ``(n, 3, F)`` into receivers ``0..n-1``.
+
+        ``x = phi(s)`` of every atom; ``edge_index`` rows are receivers (numbered from 0 for
+        this call: all atoms, or one chunk of them) and senders (global atom indices).
+        """
+        f = self.features
         i, j = edge_index[0], edge_index[1]
-        x = self.phi(s).index_select(0, j) * filt
-        ds, dvv, dvs = torch.split(x, f, dim=1)
+        m = x.index_select(0, j) * filt
+        ds, dvv, dvs = torch.split(m, f, dim=1)
         dv = dvs[:, None, :] * unit[:, :, None]
         if not v_is_zero:
             dv = torch.addcmul(dv, v.index_select(0, j), dvv[:, None, :])
-        s = s + segment_sum(ds, i, n, offsets)
-        v = v + segment_sum(dv.reshape(-1, 3 * f), i, n, offsets).reshape(n, 3, f)
-        return s, v
+        ds = segment_sum(ds, i, n_receivers, offsets)
+        dv = segment_sum(dv.reshape(-1, 3 * f), i, n_receivers, offsets)
+        return ds, dv.reshape(n_receivers, 3, f)
 
 
 class PaiNNUpdate(nn.Module):
@@ -255,6 +284,9 @@ class StudentModel(nn.Module):
         self.messages = nn.ModuleList(PaiNNMessage(f) for _ in range(config.interactions))
         self.updates = nn.ModuleList(PaiNNUpdate(f) for _ in range(config.interactions))
         self.readout = Readout(config.species, f)
+        #: Edges per chunk of the bounded-memory path; 0 runs all edges at once (training and
+        #: exports). :class:`~ase_distill.calculator.DistilledCalculator` sets it on its copy.
+        self.edge_chunk: int = 0
 
     @property
     def cutoff(self) -> float:
@@ -287,12 +319,17 @@ class StudentModel(nn.Module):
         edge_shift: torch.Tensor,
         offsets: Optional[torch.Tensor] = None,  # noqa: UP045 (TorchScript)
     ) -> torch.Tensor:
-        """Per-atom energies ``(N,)`` in eV (differentiable w.r.t. positions and cell)."""
-        i, j = edge_index[0], edge_index[1]
-        shift = torch.einsum("ek,ekl->el", edge_shift.to(positions.dtype), cell[batch[i]])
-        vec = positions[j] - positions[i] + shift
-        r = torch.sqrt((vec * vec).sum(dim=1))
-        unit = vec / r[:, None]
+        """Per-atom energies ``(N,)`` in eV (differentiable w.r.t. positions and cell).
+
+        With :attr:`edge_chunk` > 0 and more edges than that, the edge work runs in chunks of
+        receivers (:meth:`_chunked_atomic_energies`): same energies, bounded memory.
+        """
+        chunked = self.edge_chunk > 0 and edge_index.shape[1] > self.edge_chunk
+        if not torch.jit.is_scripting() and chunked and offsets is not None:
+            return self._chunked_atomic_energies(
+                positions, numbers, cell, batch, edge_index, edge_shift, offsets
+            )
+        r, unit = edge_geometry(positions, cell, batch, edge_index, edge_shift)
         filters = self.radial(r)
         s = self.embedding.forward(numbers).to(positions.dtype)
         v = s.new_zeros((s.shape[0], 3, s.shape[1]))
@@ -300,6 +337,74 @@ class StudentModel(nn.Module):
             s, v = message(s, v, edge_index, filters[k], unit, offsets, k == 0)
             s, v = update(s, v)
         return self.readout(s, self.embedding.z_to_index[numbers])
+
+    @torch.jit.unused
+    def _chunked_atomic_energies(
+        self,
+        positions: torch.Tensor,
+        numbers: torch.Tensor,
+        cell: torch.Tensor,
+        batch: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_shift: torch.Tensor,
+        offsets: torch.Tensor,
+    ) -> torch.Tensor:
+        """:meth:`atomic_energies` with the edge work in chunks of receivers.
+
+        Why: autograd keeps every block's per-edge tensors (edges x 3F) for the backward pass,
+        so memory grows as 22 x blocks x edges x F floats (:mod:`ase_distill.memory`) and the
+        large tensors fall out of the caches. Here each chunk of receivers (at most
+        :attr:`edge_chunk` edges) runs under :func:`torch.utils.checkpoint.checkpoint`: only its
+        inputs are kept and its edge tensors are recomputed in the backward pass. Memory is then
+        atoms x F plus one chunk, and the cost grows linearly with size.
+        """
+        bounds = receiver_chunks(offsets, self.edge_chunk)
+        s = self.embedding.forward(numbers).to(positions.dtype)
+        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        for k, (message, update) in enumerate(zip(self.messages, self.updates)):
+            x = message.phi(s)
+            parts = [
+                checkpoint(
+                    self._chunk_messages,
+                    k,
+                    x,
+                    v,
+                    positions,
+                    cell,
+                    batch,
+                    edge_index[:, e0:e1],
+                    edge_shift[e0:e1],
+                    offsets[a : b + 1] - e0,
+                    a,
+                    use_reentrant=False,
+                )  # fmt: skip
+                for a, b, e0, e1 in bounds
+            ]
+            s = s + torch.cat([p[0] for p in parts])
+            v = v + torch.cat([p[1] for p in parts])
+            s, v = update(s, v)
+        return self.readout(s, self.embedding.z_to_index[numbers])
+
+    @torch.jit.unused
+    def _chunk_messages(
+        self,
+        k: int,
+        x: torch.Tensor,
+        v: torch.Tensor,
+        positions: torch.Tensor,
+        cell: torch.Tensor,
+        batch: torch.Tensor,
+        edges: torch.Tensor,
+        shifts: torch.Tensor,
+        offsets: torch.Tensor,
+        first: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block ``k``'s summed messages into the receivers ``first ..`` of one chunk."""
+        r, unit = edge_geometry(positions, cell, batch, edges, shifts)
+        local = torch.stack([edges[0] - first, edges[1]])
+        n = offsets.shape[0] - 1
+        filt = self.radial.block(r, k)
+        return self.messages[k].aggregate(x, v, local, filt, unit, offsets, n, k == 0)
 
     @torch.jit.unused
     def forward(self, graph: AtomsGraph) -> torch.Tensor:
@@ -311,6 +416,42 @@ class StudentModel(nn.Module):
         """Load weights, first migrating keys of older checkpoints (:func:`migrate_state_dict`)."""
         state = migrate_state_dict(state_dict, self.config)
         return super().load_state_dict(state, strict=strict, assign=assign)
+
+
+def edge_geometry(
+    positions: torch.Tensor,
+    cell: torch.Tensor,
+    batch: torch.Tensor,
+    edge_index: torch.Tensor,
+    edge_shift: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Edge lengths ``(E,)`` and unit vectors ``(E, 3)`` from receiver to sender image."""
+    i, j = edge_index[0], edge_index[1]
+    shift = torch.einsum("ek,ekl->el", edge_shift.to(positions.dtype), cell[batch[i]])
+    vec = positions[j] - positions[i] + shift
+    r = torch.sqrt((vec * vec).sum(dim=1))
+    return r, vec / r[:, None]
+
+
+def receiver_chunks(offsets: torch.Tensor, max_edges: int) -> list[tuple[int, int, int, int]]:
+    """Split receivers into runs of at most ``max_edges`` edges (one atom may exceed it alone).
+
+    Args:
+        offsets: ``(N + 1,)`` CSR row pointer of the receivers.
+        max_edges: edges per chunk.
+
+    Returns:
+        ``(first atom, end atom, first edge, end edge)`` of each chunk, covering every atom.
+    """
+    ptr = offsets.cpu().numpy()
+    n = len(ptr) - 1
+    chunks, a = [], 0
+    while a < n:
+        b = int(np.searchsorted(ptr, ptr[a] + max_edges, side="right")) - 1
+        b = min(max(b, a + 1), n)
+        chunks.append((a, b, int(ptr[a]), int(ptr[b])))
+        a = b
+    return chunks
 
 
 def migrate_state_dict(state: dict[str, torch.Tensor], config: StudentConfig) -> dict:

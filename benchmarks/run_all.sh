@@ -20,6 +20,10 @@ $PY -m benchmarks.report benchmarks/results/run-*.json
 $PY -m pytest benchmarks/test_batch_speed.py -q -p no:cacheprovider -o testpaths=benchmarks \
   --benchmark-only --benchmark-json=benchmarks/results/batch-run.json && \
   $PY -m benchmarks.batch_report benchmarks/results/batch-run.json
+# issue 14: a small molecule vs its teachers, and cost and memory up to 10^5 atoms
+$PY -m pytest benchmarks/test_small_and_large.py -q -p no:cacheprovider -o testpaths=benchmarks \
+  --benchmark-only --benchmark-json=benchmarks/results/small-large-run.json && \
+  $PY -m benchmarks.small_large_report benchmarks/results/small-large-run.json
 $PY -m pytest benchmarks/test_water_speed.py -q -p no:cacheprovider -o testpaths=benchmarks \
   --benchmark-only --benchmark-json=benchmarks/results/water-run.json && \
   $PY -m benchmarks.water_report benchmarks/results/water-run.json

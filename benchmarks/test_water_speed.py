@@ -1,9 +1,9 @@
 """Water students vs their teacher SevenNet-0 (and SevenNet-l3i5, Orb-v3 with random weights).
 
-One thread, float32 students, periodic water boxes of 192 / 768 / 3,072 atoms (1.0 g/cm3).
-Teachers run only where they fit in time and memory (``MAX_ATOMS``). `python -m
-benchmarks.water_report FILE` writes the ratios (benchmarks/results/water_speedups.json).
-Nothing here asserts a time.
+One thread, float32 students (eager, and ``fast=True``: compiled), periodic water boxes of
+192 / 768 / 3,072 atoms (1.0 g/cm3). Teachers run only where they fit in time and memory
+(``MAX_ATOMS``). `python -m benchmarks.water_report FILE` writes the ratios
+(benchmarks/results/water_speedups.json). Nothing here asserts a time.
 """
 
 import importlib.util
@@ -19,6 +19,8 @@ SIZES = {192: 64, 768: 256, 3072: 1024}  # atoms: molecules
 CALCS = {
     "water-tiny": None,
     "water-ultra-tiny": None,
+    "water-tiny-fast": None,  # fast=True: the compiled float32 package
+    "water-ultra-tiny-fast": None,
     "sevennet-0": ("sevennet-0", {}),
     "sevennet-l3i5": ("sevennet-l3i5", {}),
     "orb-v3-conservative-inf": ("orb-v3-conservative-inf-omat", {"random_weights": True}),
@@ -36,11 +38,14 @@ MAX_ATOMS = {
 
 def _calculator(name):
     if name.startswith("water-"):
-        if name not in shipped_students():
-            pytest.skip(f"{name} is not shipped")
+        student = name.removesuffix("-fast")
+        if student not in shipped_students():
+            pytest.skip(f"{student} is not shipped")
         from ase_distill import DistilledCalculator
 
-        return DistilledCalculator(name, dtype=torch.float32)
+        if name.endswith("-fast"):
+            return DistilledCalculator(student, fast=True)
+        return DistilledCalculator(student, dtype=torch.float32)
     teacher, options = CALCS[name]
     package = "sevenn" if teacher.startswith("sevennet") else "orb_models"
     if importlib.util.find_spec(package) is None:

@@ -16,3 +16,14 @@ def random_student(request) -> StudentModel:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def compiled_package_cache(tmp_path_factory):
+    """Compiled students go to a folder of this test session, never to the user's cache."""
+    from ase_distill.compiled import CACHE_ENV
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("aoti-cache")))
+    yield
+    mp.undo()

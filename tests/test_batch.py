@@ -76,3 +76,14 @@ def test_bad_md_options():
         BatchedMD([molecule("H2O")], evaluator, ensemble="npt")
     with pytest.raises(ValueError, match="timestep_fs must be > 0"):
         BatchedMD([molecule("H2O")], evaluator, timestep_fs=0)
+
+
+def test_compiled_batch_equals_separate_calls():
+    """``compile=True``: one package call for molecules and cells of different sizes (float64)."""
+    evaluator = BatchEvaluator("tiny", compile=True)
+    calc = DistilledCalculator("tiny")
+    structures = _mixed(evaluator.model)
+    for atoms, row in zip(structures, evaluator.evaluate(structures)):
+        atoms.calc = calc
+        assert abs(row["energy"] - atoms.get_potential_energy()) <= TOL
+        np.testing.assert_allclose(row["forces"], atoms.get_forces(), rtol=0, atol=TOL)

@@ -131,6 +131,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", required=True, help="output file (.ts, .onnx or .pt)")
     x.set_defaults(func=cmd_export)
 
+    c = sub.add_parser(
+        "compile", help="build the cached compiled packages of students (compile=True, fast=True)"
+    )
+    c.add_argument("students", nargs="+", help="shipped names or checkpoint paths")
+    c.add_argument(
+        "--dtype", nargs="+", choices=["float64", "float32"], default=["float64", "float32"]
+    )
+    c.add_argument("--stress", action="store_true", help="also the packages with stress")
+    c.set_defaults(func=cmd_compile)
+
     v = sub.add_parser("validate", help="NVE/NVT of student vs teacher, metrics and plots")
     if command == "validate":
         from md_validation.cli import add_arguments
@@ -138,6 +148,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         add_arguments(v)
     v.set_defaults(func=cmd_validate)
     return parser
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Build (or find) each student's compiled packages; print where they are."""
+    import torch
+
+    from ase_distill.compiled import cache_dir, compiled_potential
+    from ase_distill.registry import resolve_student
+
+    for name in args.students:
+        model, _ = resolve_student(name)
+        for dtype in args.dtype:
+            for stress in (False, True) if args.stress else (False,):
+                compiled_potential(model, getattr(torch, dtype), stress)
+                print(f"{name}: {dtype} package{' with stress' if stress else ''} ready")
+    print(f"compiled packages are cached in {cache_dir()}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
