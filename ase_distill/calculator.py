@@ -15,7 +15,12 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_distill.compiled import compiled_potential
 from ase_distill.graph import AtomsGraph, atoms_to_graph
-from ase_distill.memory import check_memory, default_edge_chunk, estimate_call_bytes
+from ase_distill.memory import (
+    check_memory,
+    default_chunk_above,
+    default_edge_chunk,
+    estimate_call_bytes,
+)
 from ase_distill.model import ConservativePotential, StudentModel
 from ase_distill.registry import load_student, resolve_student
 
@@ -71,7 +76,8 @@ class DistilledCalculator(Calculator):
             given). Forces within 1e-5 eV/A of the float64 reference (tested).
         edge_chunk: edges per chunk of the bounded-memory path for large systems; ``None``
             picks :func:`~ase_distill.memory.default_edge_chunk` (about 4 MiB per edge tensor),
-            ``0`` turns chunking off.
+            ``0`` turns chunking off. Only graphs whose unchunked estimate passes 512 MiB
+            (:func:`~ase_distill.memory.default_chunk_above`) are chunked.
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator`.
 
     """
@@ -129,8 +135,9 @@ class DistilledCalculator(Calculator):
         if edge_chunk < 0:
             raise ValueError(f"edge_chunk must be >= 0 (0 turns chunking off), got {edge_chunk}.")
         self.edge_chunk = int(edge_chunk) if self.model is not None else 0
+        self.chunk_above = default_chunk_above(self._features, self._interactions, dtype)
         if self.model is not None:
-            self.model.edge_chunk = self.edge_chunk
+            self.model.edge_chunk, self.model.chunk_above = self.edge_chunk, self.chunk_above
         eager_cpu = self.model is not None and self.device.type == "cpu"
         if compile is True and not eager_cpu:
             raise ValueError(
@@ -220,7 +227,7 @@ class DistilledCalculator(Calculator):
 
     def _chunked(self, n_edges: int) -> bool:
         """Whether a graph of ``n_edges`` edges takes the chunked, bounded-memory path."""
-        return 0 < self.edge_chunk < n_edges
+        return 0 < self.edge_chunk and n_edges > max(self.edge_chunk, self.chunk_above)
 
     def compiled_call(self, g: AtomsGraph, want_stress: bool = False) -> dict[str, torch.Tensor]:
         """Energies, forces (and stress) of ``g`` from the cached compiled package.

@@ -33,7 +33,7 @@ from torch import nn
 from ase_distill.model import StudentModel, functional_evaluate
 
 #: Inductor settings used while compiling (see the module docstring).
-INDUCTOR_OPTIONS = {"realize_opcount_threshold": 2}
+INDUCTOR_OPTIONS = {"realize_opcount_threshold": 2, "cpp.threads": 1}
 #: Environment variable that moves the package cache (default ``~/.cache/ase-distill``).
 CACHE_ENV = "ASE_DISTILL_CACHE"
 
@@ -171,7 +171,7 @@ def compiled_potential(
                 file=sys.stderr,
             )
         frozen = copy.deepcopy(model).to("cpu", dtype).eval()
-        frozen.edge_chunk = 0
+        frozen.edge_chunk = frozen.chunk_above = 0
         for p in frozen.parameters():
             p.requires_grad_(False)
         build_package(frozen, dtype, stress, path)

@@ -284,9 +284,11 @@ class StudentModel(nn.Module):
         self.messages = nn.ModuleList(PaiNNMessage(f) for _ in range(config.interactions))
         self.updates = nn.ModuleList(PaiNNUpdate(f) for _ in range(config.interactions))
         self.readout = Readout(config.species, f)
-        #: Edges per chunk of the bounded-memory path; 0 runs all edges at once (training and
-        #: exports). :class:`~ase_distill.calculator.DistilledCalculator` sets it on its copy.
+        #: Edges per chunk of the bounded-memory path, taken by graphs of more than
+        #: :attr:`chunk_above` edges; 0 runs all edges at once (training and exports).
+        #: :class:`~ase_distill.calculator.DistilledCalculator` sets both on its copy.
         self.edge_chunk: int = 0
+        self.chunk_above: int = 0
 
     @property
     def cutoff(self) -> float:
@@ -321,10 +323,12 @@ class StudentModel(nn.Module):
     ) -> torch.Tensor:
         """Per-atom energies ``(N,)`` in eV (differentiable w.r.t. positions and cell).
 
-        With :attr:`edge_chunk` > 0 and more edges than that, the edge work runs in chunks of
-        receivers (:meth:`_chunked_atomic_energies`): same energies, bounded memory.
+        With :attr:`edge_chunk` > 0 and more than :attr:`chunk_above` (and :attr:`edge_chunk`)
+        edges, the edge work runs in chunks of receivers (:meth:`_chunked_atomic_energies`):
+        same energies, bounded memory.
         """
-        chunked = self.edge_chunk > 0 and edge_index.shape[1] > self.edge_chunk
+        threshold = max(self.edge_chunk, self.chunk_above)
+        chunked = self.edge_chunk > 0 and edge_index.shape[1] > threshold
         if not torch.jit.is_scripting() and chunked and offsets is not None:
             return self._chunked_atomic_energies(
                 positions, numbers, cell, batch, edge_index, edge_shift, offsets

@@ -76,6 +76,7 @@ def test_edge_chunks_give_the_unchunked_results(water_student):
     atoms.rattle(0.02, seed=4)
     whole = DistilledCalculator(water_student, edge_chunk=0)
     chunked = DistilledCalculator(water_student, edge_chunk=300)
+    chunked.chunk_above = chunked.model.chunk_above = 0  # chunk this small box too
     props = ["energy", "forces", "stress", "energies"]
     whole.calculate(atoms, props)
     chunked.calculate(atoms, props)
@@ -106,6 +107,9 @@ def test_chunked_estimate_grows_with_atoms_not_edges():
     args = (46, 3, torch.float32, 7598)
     small = memory.estimate_call_bytes(5_000_000, *args, n_atoms=100_000)
     assert small < 0.2 * memory.estimate_call_bytes(5_000_000, 46, 3, torch.float32)
+    # below 512 MiB unchunked, graphs are not chunked: the all-at-once estimate applies
+    unchunked = memory.estimate_call_bytes(10_000, 46, 3, torch.float32)
+    assert memory.estimate_call_bytes(10_000, *args, n_atoms=200) == unchunked
     assert small < 8 * 2**30  # 100,000 atoms of water fit this 24 GB machine in float32
 
 
