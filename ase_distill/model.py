@@ -330,30 +330,26 @@ class StudentModel(nn.Module):
         threshold = max(self.edge_chunk, self.chunk_above)
         chunked = self.edge_chunk > 0 and edge_index.shape[1] > threshold
         if not torch.jit.is_scripting() and chunked and offsets is not None:
-            return self._chunked_atomic_energies(
-                positions, numbers, cell, batch, edge_index, edge_shift, offsets
-            )
+            graph = (positions, numbers, cell, batch, edge_index, edge_shift, offsets)
+            return self._chunked_atomic_energies(graph)
         r, unit = edge_geometry(positions, cell, batch, edge_index, edge_shift)
         filters = self.radial(r)
-        s = self.embedding.forward(numbers).to(positions.dtype)
-        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        s, v = self._initial_features(numbers, positions.dtype)
         for k, (message, update) in enumerate(zip(self.messages, self.updates)):
             s, v = message(s, v, edge_index, filters[k], unit, offsets, k == 0)
             s, v = update(s, v)
         return self.readout(s, self.embedding.z_to_index[numbers])
 
+    def _initial_features(
+        self, numbers: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded scalar features ``(N, F)`` and zero vector features ``(N, 3, F)``."""
+        s = self.embedding.forward(numbers).to(dtype)
+        return s, s.new_zeros((s.shape[0], 3, s.shape[1]))
+
     @torch.jit.unused
-    def _chunked_atomic_energies(
-        self,
-        positions: torch.Tensor,
-        numbers: torch.Tensor,
-        cell: torch.Tensor,
-        batch: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_shift: torch.Tensor,
-        offsets: torch.Tensor,
-    ) -> torch.Tensor:
-        """:meth:`atomic_energies` with the edge work in chunks of receivers.
+    def _chunked_atomic_energies(self, graph: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """:meth:`atomic_energies` of its inputs ``graph``, edge work in chunks of receivers.
 
         Why: autograd keeps every block's per-edge tensors (edges x 3F) for the backward pass,
         so memory grows as 22 x blocks x edges x F floats (:mod:`ase_distill.memory`) and the
@@ -362,9 +358,9 @@ class StudentModel(nn.Module):
         inputs are kept and its edge tensors are recomputed in the backward pass. Memory is then
         atoms x F plus one chunk, and the cost grows linearly with size.
         """
+        positions, numbers, cell, batch, edge_index, edge_shift, offsets = graph
         bounds = receiver_chunks(offsets, self.edge_chunk)
-        s = self.embedding.forward(numbers).to(positions.dtype)
-        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        s, v = self._initial_features(numbers, positions.dtype)
         for k, (message, update) in enumerate(zip(self.messages, self.updates)):
             x = message.phi(s)
             parts = [

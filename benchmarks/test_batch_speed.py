@@ -27,28 +27,19 @@ def replicas():
     return out
 
 
-def test_separate_ase_calls(benchmark, replicas):
-    calc = DistilledCalculator("tiny")
+@pytest.mark.parametrize("compiled", [False, True], ids=["default", "compiled"])
+def test_separate_ase_calls(benchmark, replicas, compiled):
+    """32 ASE calls: the default calculator, and the compiled float64 package (the fair baseline
+    for the compiled batch)."""
+    calc = DistilledCalculator("tiny", compile=True if compiled else "auto")
 
     def run():
         for atoms in replicas:
             calc.calculate(atoms, ["energy", "forces"])
 
     benchmark.group = f"{REPLICAS} aspirin replicas"
-    benchmark.extra_info.update({"mode": "separate", "replicas": REPLICAS})
-    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
-
-
-def test_separate_compiled_calls(benchmark, replicas):
-    """The fair baseline for the compiled batch: 32 calls of the compiled float64 package."""
-    calc = DistilledCalculator("tiny", compile=True)
-
-    def run():
-        for atoms in replicas:
-            calc.calculate(atoms, ["energy", "forces"])
-
-    benchmark.group = f"{REPLICAS} aspirin replicas"
-    benchmark.extra_info.update({"mode": "separate-compiled", "replicas": REPLICAS})
+    mode = "separate-compiled" if compiled else "separate"
+    benchmark.extra_info.update({"mode": mode, "replicas": REPLICAS})
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
 
 
