@@ -36,6 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--discard-ps", type=float, default=0.0, help="equilibration left out of the RDFs (ps)"
     )
     p.add_argument("--npt-structure", help="periodic box for the student's NPT density run")
+    p.add_argument(
+        "--npt-only", action="store_true", help="only the NPT density run (no NVE/NVT validation)"
+    )
+    p.add_argument(
+        "--npt-fast",
+        action="store_true",
+        help="NPT with the compiled float32 path (fast=True): density needs no float64",
+    )
     p.add_argument("--npt-ps", type=float, default=10.0, help="length of the NPT run (ps)")
     p.add_argument(
         "--teacher-only",
@@ -76,13 +84,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         discard_ps=args.discard_ps,
     )
     settings.check()
+    if args.npt_only and not args.npt_structure:
+        raise ValueError("--npt-only needs --npt-structure (a periodic box).")
     structures = [load_structure(s) for s in args.structure]
     teacher = make_teacher(args.teacher).calculator
     store = TeacherRunStore(args.teacher_runs or Path(args.output) / "teacher_runs")
     if args.teacher_only:
         return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet)
     students = {s: _student(s) for s in args.student}
-    for sname, atoms in structures:
+    for sname, atoms in [] if args.npt_only else structures:
         teacher_runs: dict = {}  # the teacher's trajectories, shared by all students
         for student_name, calc in students.items():
             label = Path(student_name).stem
@@ -107,6 +117,10 @@ def run_from_args(args: argparse.Namespace) -> int:
 
         nname, box = load_structure(args.npt_structure)
         for student_name, calc in students.items():
+            if args.npt_fast:
+                from ase_distill import DistilledCalculator
+
+                calc = DistilledCalculator(student_name, fast=True)
             label = Path(student_name).stem
             out = Path(args.output) / f"{nname}_{label}_npt"
             d = npt_density(box, calc, out, args.temperature, args.npt_ps, args.timestep,

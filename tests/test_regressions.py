@@ -356,6 +356,7 @@ def test_error_onnx_calculator_given_torchscript(tmp_path):
         (["--timestep", "0"], "--timestep must be > 0"),
         (["--nve-ps", "-1"], "--nve-ps must be >= 0"),
         (["--relabel-every", "0"], "--relabel-every must be >= 1"),
+        (["--npt-only"], "--npt-only needs --npt-structure"),
     ],
 )
 def test_error_validate_settings(args, message, capsys):
