@@ -268,6 +268,8 @@ def export_cli(args) -> int:
     """``ase-distill export``: write a student as TorchScript, ONNX or a metatomic model."""
     from ase_distill.registry import resolve_student
 
+    if getattr(args, "committee", None):
+        return _export_committee(args)
     model, card = resolve_student(args.student)
     if not isinstance(model, StudentModel):
         raise ValueError(f"{args.student} is already exported; export a checkpoint or a name.")
@@ -283,4 +285,22 @@ def export_cli(args) -> int:
     else:
         path = export_onnx(model, args.output, card, dtype)
     print(f"exported {args.student} as {args.format} ({args.dtype}) -> {path}")
+    return 0
+
+
+def _export_committee(args) -> int:
+    """``export --format metatomic --committee A B ...``: one file with energy_uncertainty."""
+    from ase_distill.registry import resolve_student
+
+    if args.format != "metatomic":
+        raise ValueError("--committee exports a metatomic model: add --format metatomic.")
+    try:
+        from ase_distill.export_metatomic import committee_model
+    except ImportError as exc:
+        raise ValueError(str(exc)) from exc
+    models = [resolve_student(name)[0] for name in args.committee]
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    path = check_writable(args.output)
+    committee_model(models, list(args.committee), dtype).save(str(path))
+    print(f"exported committee {', '.join(args.committee)} as metatomic ({args.dtype}) -> {path}")
     return 0

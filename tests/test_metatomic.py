@@ -133,3 +133,40 @@ def test_export_cli_metatomic(tmp_path):
     atoms = molecule("H2O")
     atoms.calc = _metatomic_calc(out)
     assert np.isfinite(atoms.get_potential_energy())
+
+
+def test_committee_export_gives_mean_energy_and_warns_on_disagreement(tmp_path):
+    """A committee file: metatomic-ase returns the members' mean and warns off-domain."""
+    from ase_distill.committee import CommitteeCalculator
+    from ase_distill.export_metatomic import committee_model
+
+    names = ["tiny", "ultra-tiny"]
+    models = [load_student(n)[0] for n in names]
+    path = tmp_path / "committee.pt"
+    committee_model(models, names).save(str(path))
+    atoms = molecule("CH3CH2OH")
+    reference = CommitteeCalculator(names, warn_force_uncertainty=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calc = metatomic_ase.MetatomicCalculator(str(path), uncertainty_threshold=10.0)
+    atoms.calc = calc
+    expected = reference.get_potential_energy(atoms)
+    assert atoms.get_potential_energy() == pytest.approx(expected, abs=TOL)
+    np.testing.assert_allclose(atoms.get_forces(), reference.get_forces(atoms), atol=TOL)
+    stretched = atoms.copy()
+    stretched.positions *= 1.35
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        strict = metatomic_ase.MetatomicCalculator(str(path), uncertainty_threshold=1e-4)
+    stretched.calc = strict
+    with pytest.warns(UserWarning, match="uncertainties are larger than the threshold"):
+        stretched.get_potential_energy()
+
+
+def test_committee_export_cli(tmp_path):
+    from training.cli import main
+
+    path = tmp_path / "c.pt"
+    args = ["export", "--format", "metatomic", "--committee", "tiny", "ultra-tiny", "-o", str(path)]
+    assert main(args) == 0 and path.exists()
+    assert main(["export", "--format", "onnx", "--committee", "tiny", "-o", str(path)]) == 2

@@ -129,6 +129,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     x.add_argument("--format", choices=["torchscript", "onnx", "metatomic"], required=True)
     x.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     x.add_argument("-o", "--output", required=True, help="output file (.ts, .onnx or .pt)")
+    x.add_argument(
+        "--committee", nargs="+", help="metatomic only: several students, with energy_uncertainty"
+    )
     x.set_defaults(func=cmd_export)
 
     c = sub.add_parser(
