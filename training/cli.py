@@ -134,6 +134,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     x.set_defaults(func=cmd_export)
 
+    d = sub.add_parser("distil", help="on-policy distillation rounds (committee-selected MD)")
+    d.add_argument("--dataset", required=True, help="dataset.xyz written by generate")
+    d.add_argument("--teacher", required=True, help="teacher name (see training.teachers)")
+    d.add_argument("--output", required=True, help="rounds folder (resumes if it holds some)")
+    d.add_argument("--size", choices=size_names(), default="ultra-tiny")
+    for name, kind in (
+        ("committee", int),
+        ("rounds", int),
+        ("epochs", int),
+        ("md-runs", int),
+        ("md-steps", int),
+        ("select", int),
+        ("threads", int),
+        ("seed", int),
+    ):
+        d.add_argument(f"--{name}", type=kind)  # fmt: skip
+    d.set_defaults(func=cmd_distil)
+
     c = sub.add_parser(
         "compile", help="build the cached compiled packages of students (compile=True, fast=True)"
     )
@@ -151,6 +169,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         add_arguments(v)
     v.set_defaults(func=cmd_validate)
     return parser
+
+
+def cmd_distil(args: argparse.Namespace) -> int:
+    """Run (or resume) on-policy distillation rounds."""
+    from training.onpolicy import OnPolicyRun, OnPolicySettings
+
+    chosen = {
+        key: value
+        for key in ("committee", "rounds", "epochs", "md_runs", "md_steps", "select", "threads")
+        + ("seed",)
+        if (value := getattr(args, key)) is not None
+    }
+    settings = OnPolicySettings(
+        dataset=args.dataset, teacher=args.teacher, output=args.output, size=args.size, **chosen
+    )
+    OnPolicyRun(settings).run()
+    return 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

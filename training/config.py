@@ -207,6 +207,7 @@ class TrainConfig(Checked):
     device: str = "cpu"
     select_on_train: bool = False
     dtype: str = option("float32", one_of("float32", "float64"))
+    init_from: str = ""  # a student checkpoint (NAME.pt) whose weights start the run
 
     SECTION: ClassVar[str] = "train."
 

@@ -389,6 +389,8 @@ class Trainer:
         self.model = StudentModel(self.arch)
         reference = fit_energy_reference(self.train_samples, self.arch.species)
         self.model.set_energy_reference(*reference)
+        if config.init_from and not resume:
+            self._start_from(Path(config.init_from))
         self.model.to(self.device, self.dtype)
         self.potential = ConservativePotential(self.model)
         if self.world > 1:  # gradients summed over processes (see train_epoch)
@@ -432,6 +434,18 @@ class Trainer:
                 "train.select_on_train=true to accept selection on training frames."
             )
         return train_samples, val
+
+    def _start_from(self, path: Path) -> None:
+        """Weights (energy reference included) of a checkpoint of the same architecture."""
+        from ase_distill.registry import resolve_student
+
+        model, _ = resolve_student(path)
+        if not isinstance(model, StudentModel) or model.config != self.arch:
+            raise TrainingError(
+                f"train.init_from {path} is not a student of this run's architecture "
+                f"({self.arch}); give a checkpoint of the same size, species and cutoff."
+            )
+        self.model.load_state_dict(model.state_dict(), strict=True)
 
     def _restore(self) -> None:
         last = self.out / "last.pt"

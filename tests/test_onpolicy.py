@@ -1,0 +1,76 @@
+"""On-policy distillation rounds with a cheap teacher (EMT on Cu clusters)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_regressions import CU, _emt_dataset
+from training.onpolicy import OnPolicyRun, OnPolicySettings, choose_frames
+
+
+def _settings(tmp_path, **kw):
+    base = dict(
+        dataset=str(_emt_dataset(tmp_path / "d.xyz", n=24)),
+        teacher="emt",
+        output=str(tmp_path / "onpolicy"),
+        architecture=CU,
+        committee=2,
+        rounds=2,
+        epochs=2,
+        batch_size=6,
+        threads=1,
+        md_runs=2,
+        md_steps=20,
+        interval=5,
+        select=4,
+        patience=5,
+    )
+    return OnPolicySettings(**{**base, **kw})
+
+
+def test_rounds_grow_the_dataset_and_record_fidelity(tmp_path):
+    state = OnPolicyRun(_settings(tmp_path), progress=False).run()
+    out = tmp_path / "onpolicy"
+    assert [r["round"] for r in state["history"]] == [0, 1]
+    assert (out / "rounds.png").is_file()
+    rows = json.loads((out / "rounds.json").read_text())
+    assert all(np.isfinite(r["force_rmse"]) for r in rows)
+    assert rows[1]["frames"] > rows[0]["frames"]  # round 0's labels joined round 1's data
+    labelled = (out / "round_00" / "labelled.xyz").read_text()
+    assert "committee_force_spread" in labelled
+
+
+def test_a_killed_run_resumes_at_its_phase(tmp_path, monkeypatch):
+    settings = _settings(tmp_path, rounds=1)
+    run = OnPolicyRun(settings, progress=False)
+
+    def killed():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "_select", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    state = json.loads((tmp_path / "onpolicy" / "state.json").read_text())
+    assert state["done"] == ["train", "evaluate", "explore"]
+    monkeypatch.undo()
+    resumed = OnPolicyRun(settings, progress=False)
+    monkeypatch.setattr(resumed, "_train", lambda: pytest.fail("trained again after resume"))
+    assert len(resumed.run()["history"]) == 1
+
+
+def test_choose_frames_takes_the_largest_spread_and_some_random():
+    scores = np.arange(20.0)
+    chosen = choose_frames(scores, 8, 0.25, seed=0)
+    assert len(chosen) == len(set(chosen)) == 8
+    assert chosen[:6] == [19, 18, 17, 16, 15, 14]
+    assert all(i < 14 for i in chosen[6:])
+
+
+def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="committee must be >= 2"):
+        _settings(tmp_path, committee=1).check()
+    with pytest.raises(ValueError, match="random_fraction"):
+        _settings(tmp_path, random_fraction=1.0).check()
+    with pytest.raises(ValueError, match="not found"):
+        OnPolicySettings(dataset="nope.xyz", teacher="emt", output=str(tmp_path)).check()
