@@ -105,19 +105,26 @@ def _energy_map(
     return TensorMap(keys, [block])
 
 
-class MetatomicStudent(torch.nn.Module):
-    """Student energies on metatomic systems (see the module docstring)."""
+class _FullNeighborList(torch.nn.Module):
+    """A metatomic module that asks the engine for one full neighbour list of ``cutoff``."""
 
-    def __init__(self, student: StudentModel) -> None:
+    def __init__(self, cutoff: float) -> None:
         super().__init__()
-        self.student = student
         self.neighbors = NeighborListOptions(
-            cutoff=student.cutoff, full_list=True, strict=True, requestor="ase-distill"
+            cutoff=cutoff, full_list=True, strict=True, requestor="ase-distill"
         )
 
     def requested_neighbor_lists(self) -> List[NeighborListOptions]:
-        """One full neighbour list of the student's cutoff."""
+        """One full neighbour list of the cutoff."""
         return [self.neighbors]
+
+
+class MetatomicStudent(_FullNeighborList):
+    """Student energies on metatomic systems (see the module docstring)."""
+
+    def __init__(self, student: StudentModel) -> None:
+        super().__init__(student.cutoff)
+        self.student = student
 
     def forward(
         self,
@@ -134,7 +141,7 @@ class MetatomicStudent(torch.nn.Module):
         return {"energy": _energy_map(energies, samples, per_atom, len(systems), selected_atoms)}
 
 
-class MetatomicCommittee(torch.nn.Module):
+class MetatomicCommittee(_FullNeighborList):
     """Mean energy of several students and, per atom, the spread of their atomic energies.
 
     Declares ``energy_uncertainty`` (eV): metatomic-ase (and engines that read it) warn when an
@@ -142,18 +149,11 @@ class MetatomicCommittee(torch.nn.Module):
     """
 
     def __init__(self, students: List[StudentModel]) -> None:
-        super().__init__()
         cutoffs = sorted({float(s.cutoff) for s in students})
         if len(students) < 2 or len(cutoffs) != 1:
             raise ValueError("A metatomic committee needs >= 2 students with one cutoff.")
+        super().__init__(cutoffs[0])
         self.members = torch.nn.ModuleList(students)
-        self.neighbors = NeighborListOptions(
-            cutoff=cutoffs[0], full_list=True, strict=True, requestor="ase-distill"
-        )
-
-    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
-        """One full neighbour list of the members' cutoff."""
-        return [self.neighbors]
 
     def forward(
         self,

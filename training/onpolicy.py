@@ -280,14 +280,15 @@ def md_frames(
         exceeded 50 eV/A.
     """
     from ase_distill.batch import BatchedMD, BatchEvaluator
+    from ase_distill.md import initial_velocities
 
     evaluator = BatchEvaluator(str(checkpoint))
     rng = np.random.default_rng(seed)
     frames, stable = [], []
     for k, start in enumerate(starts):
-        atoms = Atoms(start.numbers, start.positions, cell=start.cell, pbc=start.pbc)
         temperature = float(rng.uniform(*s.temperatures))
-        _thermalize(atoms, temperature, rng)
+        bare = Atoms(start.numbers, start.positions, cell=start.cell, pbc=start.pbc)
+        atoms = initial_velocities(bare, temperature, rng)
         md = BatchedMD(
             [atoms], evaluator, s.timestep_fs, "langevin", temperature, seed=seed * 101 + k
         )
@@ -307,13 +308,6 @@ def md_frames(
                 frames.append(frame)
         stable.append(ok)
     return frames, stable
-
-
-def _thermalize(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
-    from ase import units
-
-    masses = atoms.get_masses()[:, None]
-    atoms.set_momenta(rng.normal(size=(len(atoms), 3)) * np.sqrt(masses * units.kB * temperature))
 
 
 def _plot_rounds(history: list[dict[str, Any]], path: Path) -> None:
