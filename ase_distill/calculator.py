@@ -232,7 +232,8 @@ class DistilledCalculator(Calculator):
     def compiled_call(self, g: AtomsGraph, want_stress: bool = False) -> dict[str, torch.Tensor]:
         """Energies, forces (and stress) of ``g`` from the cached compiled package.
 
-        Needs ``compile=True``. ``g`` may hold several structures when no stress is asked.
+        Needs ``compile=True`` or a cached package. ``g`` may hold several structures when no
+        stress is asked.
         """
         if want_stress and g.n_structures != 1:
             raise ValueError("The compiled path gives the stress of one structure per call.")
@@ -247,7 +248,7 @@ class DistilledCalculator(Calculator):
             receivers = g.batch[g.edge_index[0]]
             shifts = torch.einsum("ek,ekl->el", g.edge_shift, g.cell[receivers])
             cell = torch.eye(3, dtype=g.cell.dtype, device=g.cell.device)
-        outputs = self._packages[want_stress](g.positions, g.numbers, cell, g.edge_index, shifts)
+        outputs = package(g.positions, g.numbers, cell, g.edge_index, shifts)
         energies, forces = outputs[1], outputs[2]
         energy = torch.zeros(g.n_structures, dtype=energies.dtype).index_add_(0, g.batch, energies)
         out = {"energy": energy, "energies": energies, "forces": forces}
