@@ -124,7 +124,9 @@ def build_package(model: StudentModel, dtype: torch.dtype, stress: bool, path: P
     edges = torch.export.Dim("edges", min=1, max=2**40)
     dynamic = ({0: atoms}, {0: atoms}, None, {1: edges}, {0: edges})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkstemp(suffix=".pt2", dir=path.parent)[1])
+    handle, name = tempfile.mkstemp(suffix=".pt2", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
     try:
         # make_fx writes the function transform's backward out as plain ATen ops, which
         # torch.export then accepts (exporting torch.func.grad directly fails in torch 2.13).
@@ -134,13 +136,12 @@ def build_package(model: StudentModel, dtype: torch.dtype, stress: bool, path: P
             torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
         os.replace(tmp, path)
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         raise CompileError(
             f"Could not compile the student ({type(exc).__name__}: {exc}). Compilation needs a "
             "C++ compiler (g++) and torch >= 2.6; use compile=False to run eagerly."
         ) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # a failed or interrupted build leaves nothing behind
 
 
 def compiled_potential(
