@@ -39,7 +39,7 @@ class MemoryLimitError(ValueError):
 
 
 def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
+    return dtype.itemsize  # no allocation: this runs on every calculator call
 
 
 def default_edge_chunk(features: int, dtype: torch.dtype) -> int:
