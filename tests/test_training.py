@@ -367,3 +367,44 @@ def test_dask_local_cluster_writes_the_same_shards(cu_seed, tmp_path):
         a = (tmp_path / "pool" / "shards" / name).read_bytes()
         assert a == (tmp_path / "dask" / "shards" / name).read_bytes(), name
     assert filecmp.cmp(tmp_path / "pool" / "dataset.xyz", tmp_path / "dask" / "dataset.xyz")
+
+
+def test_refit_reference_removes_a_per_element_offset(emt_dataset):
+    from ase_distill.model import StudentModel, size_config
+    from training.train import prepare, refit_energy_reference
+
+    out, _ = emt_dataset
+    frames = read_dataset(out / "dataset.xyz", "train")[:40]
+    model = StudentModel(size_config("ultra-tiny", **CU_ARCH)).double()
+    samples = prepare(frames, 4.0, (29,))
+    for s in samples:  # teacher energies the student misses by exactly 0.25 eV per Cu atom
+        s.energy = float(_energy(model, s)) + 0.25 * len(s.graph.numbers)
+    shift = refit_energy_reference(model, samples)
+    assert shift[29] == pytest.approx(0.25, abs=1e-8)
+    assert all(_energy(model, s) == pytest.approx(s.energy, abs=1e-6) for s in samples)
+
+
+def _energy(model, sample) -> float:
+    from ase_distill.model import ConservativePotential
+    from training.train import collate
+
+    graph, _ = collate([sample], torch.float64, torch.device("cpu"))
+    out = ConservativePotential(model).evaluate(graph, forces=False)
+    return float(out["energy"][0].detach())
+
+
+def test_init_from_with_refit_records_the_shift(emt_dataset, tmp_path):
+    out, _ = emt_dataset
+    base = dict(
+        dataset=str(out / "dataset.xyz"), size="ultra-tiny", architecture=CU_ARCH, epochs=1,
+        max_steps_per_epoch=2, batch_size=4,
+    )  # fmt: skip
+    train(TrainConfig(output=str(tmp_path / "a"), **base), progress=False)
+    config = TrainConfig(
+        output=str(tmp_path / "b"), init_from=str(tmp_path / "a" / "best.pt"),
+        refit_reference=True, **base,
+    )  # fmt: skip
+    train(config, progress=False)
+    card = DistilledCalculator.from_checkpoint(tmp_path / "b" / "best").card
+    assert set(card["training"]["reference_shift_ev"]) == {"29"}
+    assert card["training"]["init_from"].endswith("best.pt")

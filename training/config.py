@@ -148,12 +148,44 @@ class StrainConfig(Checked):
 
 
 @dataclass
+class TreeConfig(Checked):
+    """Rattle-relax family trees per seed (``training.family_tree``); 0 children turns them off."""
+
+    children: int = option(0, NON_NEGATIVE)
+    temperature_K: float = option(300.0, POSITIVE)
+    max_relax_steps: int = option(8, NON_NEGATIVE)
+    sigma_max: float = option(0.15, POSITIVE)
+
+    SECTION: ClassVar[str] = "generate.tree."
+
+
+@dataclass
+class ComplexConfig(Checked):
+    """Non-covalent complexes per seed: H-bonded or stacked dimers, or the seed with waters.
+
+    Each complex is built at every separation (closest contact in A; stacked dimers add 1.4 A
+    to reach ring-to-ring gaps) and labelled as built and once rattled by ``rattle_sigma``.
+    """
+
+    count: int = option(0, NON_NEGATIVE)
+    separations: list[float] = option(rule=POSITIVE, factory=lambda: [1.8, 2.3, 3.0, 4.0])
+    max_waters: int = option(8, AT_LEAST_ONE)
+    rattle_sigma: float = option(0.03, NON_NEGATIVE)
+
+    SECTION: ClassVar[str] = "generate.complexes."
+
+
+@dataclass
 class GenerateConfig(Checked):
     """Teacher-driven data generation."""
 
     teacher: str = "gfn2-xtb"
     teacher_options: dict[str, Any] = field(default_factory=dict)
     seeds: list[str] = field(default_factory=lambda: ["CH3CH2OH"])
+    # a molecule library (``python -m training.chemistry``): every entry is a seed, by name
+    library: str = ""
+    # MD runs of a SMILES seed start from different ETKDG conformers (up to this many)
+    conformers: int = option(1, AT_LEAST_ONE)
     holdout_molecules: list[str] = field(default_factory=list)
     output: str = "data/run"
     prerelax_steps: int = option(100, NON_NEGATIVE)
@@ -161,6 +193,8 @@ class GenerateConfig(Checked):
     rattle: RattleConfig = field(default_factory=RattleConfig)
     relax: RelaxConfig = field(default_factory=RelaxConfig)
     strain: StrainConfig = field(default_factory=StrainConfig)
+    tree: TreeConfig = field(default_factory=TreeConfig)
+    complexes: ComplexConfig = field(default_factory=ComplexConfig)
     dedupe_tol: float = option(0.01, NON_NEGATIVE)
     validation_fraction: float = option(0.1, FRACTION)
     test_fraction: float = option(0.1, FRACTION)
@@ -208,6 +242,10 @@ class TrainConfig(Checked):
     select_on_train: bool = False
     dtype: str = option("float32", one_of("float32", "float64"))
     init_from: str = ""  # a student checkpoint (NAME.pt) whose weights start the run
+    # with init_from: refit the per-element energy references to the new data's residuals
+    refit_reference: bool = False
+    # the validation metric that picks the best epoch (energy: for an energy-weighted stage)
+    select_metric: str = option("force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom"))
 
     SECTION: ClassVar[str] = "train."
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json
 from ase_distill.md import MDSettings, make_dynamics
 from training.config import GenerateConfig, to_dict
-from training.structures import load_structure
+from training.structures import from_smiles, load_structure
 from training.teachers import Teacher, TeacherError, TeacherSpec, make_teacher
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Task:
     param: float
     repeat: int
     rng_seed: int
+    variant: int = 0  # which conformer an MD run of a SMILES seed starts from (not in the id)
 
     @property
     def id(self) -> str:
@@ -63,7 +64,8 @@ def plan_tasks(config: GenerateConfig, seed_names: list[str]) -> list[Task]:
     for name in seed_names:
         for r in range(config.md.repeats if config.md.steps > 0 else 0):
             for t in config.md.temperatures:
-                tasks.append(Task(name, "md", float(t), r, 0))
+                n_md = sum(1 for x in tasks if x.seed_name == name and x.kind == "md")
+                tasks.append(Task(name, "md", float(t), r, 0, n_md % config.conformers))
         for sigma in config.rattle.sigmas if config.rattle.count > 0 else []:
             tasks.append(Task(name, "rattle", float(sigma), 0, 0))
         if config.relax.enabled:
@@ -71,8 +73,12 @@ def plan_tasks(config: GenerateConfig, seed_names: list[str]) -> list[Task]:
                 tasks.append(Task(name, "relax", config.relax.rattle_sigma, r, 0))
         if config.strain.count > 0:
             tasks.append(Task(name, "strain", config.strain.max_strain, 0, 0))
+        if config.tree.children > 0:
+            tasks.append(Task(name, "tree", config.tree.sigma_max, 0, 0))
+        if config.complexes.count > 0:
+            tasks.append(Task(name, "complex", float(config.complexes.count), 0, 0))
     return [
-        Task(t.seed_name, t.kind, t.param, t.repeat, config.seed * 1_000_003 + k)
+        Task(t.seed_name, t.kind, t.param, t.repeat, config.seed * 1_000_003 + k, t.variant)
         for k, t in enumerate(tasks)
     ]
 
@@ -158,7 +164,16 @@ def run_task(teacher: Teacher, start: Atoms, task: Task, config: GenerateConfig)
     """Run one task with ``teacher`` from ``start``; returns kept frames and failures."""
     rng = np.random.default_rng(task.rng_seed)
     col = _Collector(teacher, task, config.dedupe_tol)
-    atoms = _prerelax(teacher, start, config.prerelax_steps)
+    atoms = _prerelax(teacher, _conformer(start, task.variant), config.prerelax_steps)
+    if task.kind in ("tree", "complex"):
+        try:
+            grow = _tree_frames if task.kind == "tree" else _complex_frames
+            for frame in grow(teacher, atoms, config, rng):
+                col.add(frame)
+        except Exception as exc:  # a tree that cannot grow or a teacher that fails on a complex
+            col.failures.append({"task": task.id, "frame": len(col.frames), "error": repr(exc)})
+            log.warning("task %s stopped early: %s", task.id, exc)
+        return col
     if task.kind == "rattle":
         for _ in range(config.rattle.count):
             trial = atoms.copy()
@@ -201,6 +216,69 @@ def run_task(teacher: Teacher, start: Atoms, task: Task, config: GenerateConfig)
         col.failures.append({"task": task.id, "frame": len(col.frames), "error": repr(exc)})
         log.warning("task %s stopped early: %s", task.id, exc)
     return col
+
+
+def _conformer(start: Atoms, variant: int) -> Atoms:
+    """ETKDG conformer ``variant`` of a SMILES seed (``start`` itself for 0 or no SMILES)."""
+    smiles = start.info.get("smiles")
+    if variant == 0 or not smiles:
+        return start
+    from training.chemistry import conformers
+
+    found = conformers(smiles, n=variant + 1, seed=0)
+    return found[variant] if variant < len(found) else start
+
+
+def _tree_frames(teacher: Teacher, atoms: Atoms, config: GenerateConfig, rng) -> list[Atoms]:
+    """The children of a rattle-relax family tree grown from ``atoms`` (Gardner et al. 2025)."""
+    from training.family_tree import TreeSettings, grow_tree
+
+    tree = config.tree
+    settings = TreeSettings(
+        children=tree.children,
+        temperature_K=tree.temperature_K,
+        sigma_range=(0.01, tree.sigma_max),
+        max_relax_steps=tree.max_relax_steps,
+    )
+    grown = grow_tree(atoms, teacher.calculator, settings, seed=int(rng.integers(2**31)))
+    return [Atoms(a.numbers, a.positions) for a in grown[1:]]
+
+
+#: Partners of H-bonded and stacked dimers (ASE g2 names).
+DIMER_PARTNERS = ("H2O", "CH3OH", "NH3", "HCOOH", "CH3CONH2", "CH3COOH", "C6H6", "C5H5N")
+#: Seeds up to this many atoms also pair with a copy of themselves.
+MAX_SELF_DIMER_ATOMS = 30
+
+
+def _complex_frames(teacher: Teacher, atoms: Atoms, config: GenerateConfig, rng) -> list[Atoms]:
+    """Complexes of ``atoms`` at every separation, each as built and once rattled."""
+    from ase.build import molecule
+
+    from training.complexes import dimer, microsolvate, stacked_dimer
+
+    cfg = config.complexes
+    frames = []
+    for _ in range(cfg.count):
+        kind = rng.choice(["dimer", "stacked", "water"])
+        partners = list(DIMER_PARTNERS) + (["self"] if len(atoms) <= MAX_SELF_DIMER_ATOMS else [])
+        name = str(rng.choice(partners))
+        partner = atoms.copy() if name == "self" else molecule(name)
+        n_waters = int(rng.integers(1, cfg.max_waters + 1))
+        seed = int(rng.integers(2**31))
+        for sep in cfg.separations:
+            try:
+                if kind == "dimer":
+                    built = dimer(atoms, partner, sep, seed=seed)
+                elif kind == "stacked":
+                    built = stacked_dimer(atoms, partner, sep + 1.4, seed=seed)
+                else:
+                    built = microsolvate(atoms, n_waters, contact=(sep, sep + 0.3), seed=seed)
+            except ValueError:  # a non-planar pair stacked this close would clash: skip it
+                continue
+            rattled = built.copy()
+            rattled.positions += rng.normal(scale=cfg.rattle_sigma, size=built.positions.shape)
+            frames += [Atoms(built.numbers, built.positions), rattled]
+    return frames
 
 
 def _frames_bytes(frames: list[Atoms]) -> bytes:
@@ -275,12 +353,34 @@ def check_run_record(out: Path, config: GenerateConfig, teacher: Teacher) -> Non
 
 
 def load_seeds(config: GenerateConfig) -> dict[str, Atoms]:
-    """Seed structures by name: the training seeds, then the held-out molecules."""
+    """Seed structures by name: the training seeds, the library, then the held-out molecules.
+
+    SMILES seeds keep their SMILES in ``atoms.info["smiles"]`` (for further conformers).
+    """
     seeds: dict[str, Atoms] = {}
-    for spec in list(config.seeds) + [h for h in config.holdout_molecules if h not in config.seeds]:
+    for spec in config.seeds:
         name, atoms = load_structure(spec)
         seeds[name] = atoms
+    for entry in read_library(config.library) if config.library else []:
+        seeds[entry["name"]] = from_smiles(entry["smiles"])
+        seeds[entry["name"]].info["smiles"] = entry["smiles"]
+    for spec in config.holdout_molecules:
+        name, atoms = load_structure(spec)
+        if name in seeds and spec not in config.seeds:
+            raise ValueError(f"Held-out molecule {name!r} is also a training seed of the library.")
+        seeds.setdefault(name, atoms)
     return seeds
+
+
+def read_library(path: str | Path) -> list[dict[str, Any]]:
+    """Entries (name, smiles, category, groups, ring_system) of a molecule library file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"Molecule library {path} not found; build one with `python -m training.chemistry "
+            "FOLDER` and give FOLDER/library.json."
+        )
+    return json.loads(path.read_text())
 
 
 class _Progress:
@@ -448,8 +548,31 @@ def merge(
         "seconds_last_session": round(seconds, 1),
         "config": to_dict(config),
     }
+    if config.library:
+        summary["by_library"] = library_counts(read_library(config.library), frames)
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def library_counts(library: list[dict[str, Any]], frames: list[Atoms]) -> dict[str, Any]:
+    """Molecules and frames by category, functional group and ring system of the library."""
+    from collections import Counter
+
+    entries = {e["name"]: e for e in library}
+    per_seed = Counter(f.info["seed"] for f in frames if f.info["seed"] in entries)
+    out: dict[str, Any] = {}
+    for key in ("category", "groups", "ring_system"):
+        molecules: Counter = Counter()
+        n_frames: Counter = Counter()
+        for name, count in per_seed.items():
+            labels = entries[name][key]
+            for label in labels if isinstance(labels, list) else [labels]:
+                molecules[label] += 1
+                n_frames[label] += count
+        out[f"by_{key}"] = {
+            k: {"molecules": molecules[k], "frames": n_frames[k]} for k, _ in n_frames.most_common()
+        }
+    return out
 
 
 def read_dataset(path: str | Path, split: str | None = None) -> list[Atoms]:

@@ -33,6 +33,7 @@ from ase_distill.metrics import fidelity_report
 from ase_distill.model import ConservativePotential, StudentModel, size_config
 from training.config import ConfigError, TrainConfig, to_dict
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
+from training.heldout import HELDOUT_SPLIT, heldout_md
 
 #: Config keys that may change on ``--resume`` (they do not change what was trained so far).
 RESUMABLE_CHANGES = {"epochs", "patience", "threads", "device"}
@@ -126,6 +127,35 @@ def fit_energy_reference(samples: list[Sample], species: tuple[int, ...]) -> tup
     return {z: float(e) for z, e in zip(species, ref)}, max(scale, 1e-3)
 
 
+def refit_energy_reference(
+    model: StudentModel, samples: list[Sample], max_samples: int = 3000, seed: int = 0
+) -> dict[int, float]:
+    """Shift ``model``'s per-element references by a least-squares fit of its energy residuals.
+
+    A student started from another dataset's weights keeps that data's per-element offsets;
+    on new chemistry they show up as a constant energy error per molecule. Fitting the
+    residuals ``E_teacher - E_student`` to element counts (on up to ``max_samples`` frames)
+    removes the part of that error that element counts explain. Returns the shifts (eV).
+    """
+    rng = np.random.default_rng(seed)
+    chosen = [samples[k] for k in rng.permutation(len(samples))[:max_samples]]
+    species = tuple(model.config.species)
+    energies = []
+    with torch.no_grad():
+        for k in range(0, len(chosen), 64):
+            graph, _ = collate(chosen[k : k + 64], torch.float64, torch.device("cpu"))
+            out = ConservativePotential(_copy_double(model)).evaluate(graph, forces=False)
+            energies.append(out["energy"].numpy())
+    residual = np.array([s.energy for s in chosen]) - np.concatenate(energies)
+    counts = np.array([[np.sum(s.graph.numbers == z) for z in species] for s in chosen], float)
+    present = counts.sum(axis=0) > 0
+    shift = np.zeros(len(species))
+    shift[present] = np.linalg.lstsq(counts[:, present], residual, rcond=None)[0]
+    with torch.no_grad():
+        model.readout.reference += torch.from_numpy(shift).to(model.readout.reference)
+    return {z: float(e) for z, e in zip(species, shift)}
+
+
 @dataclass(frozen=True)
 class Normalizers:
     """Counts a batch's squared errors are divided by: structures, force and stress components.
@@ -205,21 +235,28 @@ def predict(
     }
 
 
-def evaluate_samples(model: StudentModel, samples: list[Sample]) -> dict[str, Any]:
+#: Evaluation splits reported molecule by molecule (held-out molecules).
+BY_MOLECULE = ("test_molecule", HELDOUT_SPLIT)
+
+
+def evaluate_samples(
+    model: StudentModel, samples: list[Sample], groups: list[str] | None = None
+) -> dict[str, Any]:
     """Fidelity report of ``model`` on labelled samples (see :mod:`ase_distill.metrics`).
 
-    Samples with a teacher stress add ``stress_mae_gpa`` (all nine components).
+    Samples with a teacher stress add ``stress_mae_gpa`` (all nine components). With
+    ``groups`` (each sample's molecule), the report adds each molecule's metrics, the worst
+    molecule's force R2 and the energy MAE once each molecule's constant offset is removed.
     """
     from ase import units
 
     pred = predict(_copy_double(model), samples)
+    ref_forces = np.concatenate([s.forces for s in samples])
+    ref_energy = np.array([s.energy for s in samples])
+    n_atoms = np.array([len(s.graph.numbers) for s in samples])
+    numbers = np.concatenate([s.graph.numbers for s in samples])
     report = fidelity_report(
-        pred["forces"],
-        np.concatenate([s.forces for s in samples]),
-        np.concatenate([s.graph.numbers for s in samples]),
-        pred["energy"],
-        np.array([s.energy for s in samples]),
-        np.array([len(s.graph.numbers) for s in samples]),
+        pred["forces"], ref_forces, numbers, pred["energy"], ref_energy, n_atoms
     )
     stressed = [k for k, s in enumerate(samples) if s.stress is not None]
     if stressed:
@@ -227,7 +264,36 @@ def evaluate_samples(model: StudentModel, samples: list[Sample]) -> dict[str, An
         err = np.abs(pred["stress"][stressed] - ref) / units.GPa
         report["stress_mae_gpa"] = float(err.mean())
         report["n_stress_frames"] = len(stressed)
+    if groups is not None:
+        report.update(_by_group(pred, ref_forces, ref_energy, n_atoms, groups))
     return report
+
+
+def _by_group(pred, ref_forces, ref_energy, n_atoms, groups: list[str]) -> dict[str, Any]:
+    """Per-molecule force R2 / RMSE and energy MAE, with and without the molecule's offset."""
+    from ase_distill.metrics import force_metrics
+
+    atom_group = np.repeat(np.asarray(groups), n_atoms)
+    per_atom_error = (pred["energy"] - ref_energy) / n_atoms * 1000  # meV/atom
+    by_molecule, centred = {}, np.empty_like(per_atom_error)
+    for name in sorted(set(groups)):
+        frames = np.asarray(groups) == name
+        forces = force_metrics(pred["forces"][atom_group == name], ref_forces[atom_group == name])
+        offset = float(per_atom_error[frames].mean())
+        centred[frames] = per_atom_error[frames] - offset
+        by_molecule[name] = {
+            "frames": int(frames.sum()),
+            "force_r2": forces["force_r2"],
+            "force_rmse": forces["force_rmse"],
+            "force_angle_deg": forces["force_angle_deg"],
+            "energy_mae_mev_per_atom": float(np.abs(per_atom_error[frames]).mean()),
+            "energy_offset_mev_per_atom": offset,
+        }
+    return {
+        "by_molecule": by_molecule,
+        "worst_molecule_force_r2": min(m["force_r2"] for m in by_molecule.values()),
+        "energy_mae_offset_removed_mev_per_atom": float(np.abs(centred).mean()),
+    }
 
 
 def _copy_double(model: StudentModel) -> StudentModel:
@@ -305,6 +371,7 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     """Refuse a resume whose config differs from the saved run in a key that matters."""
     current = to_dict(config)
+    saved = {**to_dict(TrainConfig()), **saved}  # keys added since the run started: defaults
     changed = sorted(
         k
         for k in set(saved) | set(current)
@@ -446,6 +513,10 @@ class Trainer:
                 f"({self.arch}); give a checkpoint of the same size, species and cutoff."
             )
         self.model.load_state_dict(model.state_dict(), strict=True)
+        if self.config.refit_reference:
+            shift = refit_energy_reference(self.model, self.train_samples)
+            if self.rank == 0:  # kept beside the run, so a resumed run's card still has it
+                atomic_write_json(self.out / "reference_shift.json", shift)
 
     def _restore(self) -> None:
         last = self.out / "last.pt"
@@ -538,9 +609,10 @@ class Trainer:
 
     def checkpoint(self, ema_model: StudentModel, val: dict[str, Any]) -> None:
         """Keep the best EMA model, then write ``last.pt`` (history inside), ``metrics.json``."""
-        improved = val["force_rmse"] < self.best
+        score = val[self.config.select_metric]
+        improved = score < self.best
         if improved:
-            self.best, self.bad_epochs = val["force_rmse"], 0
+            self.best, self.bad_epochs = score, 0
         else:
             self.bad_epochs += 1
         if self.rank != 0:  # every process keeps the same state; one writes it
@@ -609,7 +681,11 @@ class Trainer:
             return {"complete": True, "rank": self.rank}
         best, _ = load_checkpoint(self.out / "best")
         metrics = {
-            split: evaluate_samples(best, prepare(frames, self.arch.cutoff, self.arch.species))
+            split: evaluate_samples(
+                best,
+                prepare(frames, self.arch.cutoff, self.arch.species),
+                [f.info.get("seed", "") for f in frames] if split in BY_MOLECULE else None,
+            )
             for split, frames in self._evaluation_sets().items()
             if frames
         }
@@ -622,11 +698,7 @@ class Trainer:
     def _evaluation_sets(self) -> dict[str, list[Atoms]]:
         sets = {s: self.by_split.get(s, []) for s in EVAL_SPLITS}
         # the project's target: held-out molecules, teacher MD at 300 and 600 K
-        sets["heldout_md_300_600K"] = [
-            f
-            for f in self.by_split.get("test_molecule", [])
-            if f.info.get("kind") == "md" and float(f.info.get("param", 0)) <= 600.0
-        ]
+        sets[HELDOUT_SPLIT] = heldout_md(self.by_split.get("test_molecule", []))
         return sets
 
     def _card(self, metrics: dict[str, Any], stopped_early: bool) -> dict[str, Any]:
@@ -652,9 +724,15 @@ class Trainer:
                 "seconds": round(self.seconds, 1),
                 "hardware": hardware(self.config.device),
                 "processes": self.world,
+                "init_from": self.config.init_from or None,
+                "reference_shift_ev": _read_json(self.out / "reference_shift.json"),
             },
             "metrics": metrics,
         }
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def train(

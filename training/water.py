@@ -9,6 +9,8 @@ forces and stress::
 
     python -m training.water data/water-seeds     # writes box_*.xyz, slab_*.xyz, seeds.json
     ase-distill generate --config training/configs/water_sevennet.yaml
+    python -m training.water --ice data/water-seeds   # writes ice_*.xyz (ice Ih, 96 atoms)
+    ase-distill generate --config training/configs/water_ice.yaml
 
 Densities 0.9-1.1 g/cm3 and temperatures 250-450 K are drawn per box from a fixed seed. A liquid
 slab (a box with 10 A of vacuum along z) adds a surface.
@@ -131,6 +133,68 @@ def slab(atoms: Atoms, vacuum: float = 10.0) -> Atoms:
     return out
 
 
+#: Ice Ih lattice constants (A) near 250 K (Rottger et al. 1994): O-O 2.75 A, 0.92 g/cm3.
+ICE_A, ICE_C = 4.50, 7.33
+#: O-H bond length placed on each hydrogen bond (A).
+ICE_OH = 0.98
+
+
+def ice_ih(repeat: tuple[int, int, int] = (2, 2, 2), seed: int = 0) -> Atoms:
+    """Proton-disordered hexagonal ice Ih (O, H, H order per molecule) obeying the ice rules.
+
+    Oxygens sit on the wurtzite lattice. Every O has four hydrogen bonds, so the bond network
+    has an Euler circuit; orienting each bond along one circuit (a random one, from ``seed``)
+    gives every O two outgoing bonds, and a hydrogen on each outgoing bond satisfies both
+    Bernal-Fowler rules: two H per O and one H per bond.
+    """
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    rng = np.random.default_rng(seed)
+    oxygens = bulk("ZnO", "wurtzite", a=ICE_A, c=ICE_C, u=3 / 8).repeat(repeat)
+    oxygens.set_chemical_symbols(["O"] * len(oxygens))
+    first, second, vectors = neighbor_list("ijD", oxygens, 3.0)
+    if np.bincount(first, minlength=len(oxygens)).tolist() != [4] * len(oxygens):
+        raise ValueError(f"repeat {repeat} is too small for a 4-connected ice network.")
+    out_bonds = _euler_orientation(first, second, vectors, len(oxygens), rng)
+    atoms = Atoms(cell=oxygens.cell, pbc=True)
+    for o in range(len(oxygens)):
+        hydrogens = [oxygens.positions[o] + ICE_OH * v / np.linalg.norm(v) for v in
+                     vectors[out_bonds[o]]]  # fmt: skip
+        atoms += Atoms("OH2", positions=[oxygens.positions[o], *hydrogens])
+    atoms.wrap()
+    return atoms
+
+
+def _euler_orientation(first, second, vectors, n: int, rng) -> list[list[int]]:
+    """For each vertex, the pair indices of its outgoing bonds along a random Euler circuit.
+
+    ``neighbor_list`` lists every bond twice (i->j with vector D and j->i with -D); walking
+    one direction uses up both.
+    """
+    partner = np.empty(len(first), dtype=int)
+    for k in range(len(first)):
+        match = (first == second[k]) & (second == first[k])
+        match &= np.abs(vectors + vectors[k]).sum(axis=1) < 1e-6
+        partner[k] = int(np.flatnonzero(match)[0])
+    unused = {v: list(rng.permutation(np.flatnonzero(first == v))) for v in range(n)}
+    used = np.zeros(len(first), dtype=bool)
+    out: list[list[int]] = [[] for _ in range(n)]
+    stack, path = [int(rng.integers(n))], []
+    while stack:  # Hierholzer's algorithm, recording the direction each bond is walked
+        v = stack[-1]
+        while unused[v] and used[unused[v][-1]]:
+            unused[v].pop()
+        if unused[v]:
+            k = unused[v].pop()
+            used[k] = used[partner[k]] = True
+            out[v].append(int(k))
+            stack.append(int(second[k]))
+        else:
+            path.append(stack.pop())
+    return out
+
+
 def build_seeds(
     out_dir: str | Path, n_boxes: int = 30, n_molecules: int = 32, steps: int = 3000, seed: int = 0
 ) -> dict:
@@ -156,5 +220,23 @@ def build_seeds(
     return record
 
 
+def build_ice_seeds(out_dir: str | Path, n_cells: int = 3) -> list[Path]:
+    """Write ``ice_XX.xyz``: 96-atom ice Ih cells, each with its own proton arrangement."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(n_cells):
+        paths.append(out / f"ice_{k:02d}.xyz")
+        write(paths[-1], ice_ih((2, 2, 2), seed=k), format="extxyz")
+    return paths
+
+
 if __name__ == "__main__":
-    build_seeds(sys.argv[1] if len(sys.argv) > 1 else "data/water-seeds")
+    if sys.argv[1:2] == ["--ice"]:  # python -m training.water --ice data/water-seeds
+        print(
+            "\n".join(
+                map(str, build_ice_seeds(sys.argv[2] if len(sys.argv) > 2 else "data/water-seeds"))
+            )
+        )
+    else:
+        build_seeds(sys.argv[1] if len(sys.argv) > 1 else "data/water-seeds")

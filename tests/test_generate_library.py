@@ -1,0 +1,106 @@
+"""Library-driven generation (issue 11): SMILES seeds, conformers, family trees, complexes."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.config import (
+    ComplexConfig,
+    GenerateConfig,
+    MDConfig,
+    RattleConfig,
+    RelaxConfig,
+    TreeConfig,
+)
+from training.generate import generate, load_seeds, plan_tasks, read_dataset
+
+pytest.importorskip("rdkit", reason="optional extra ase-distill[smiles]")
+
+LIBRARY = [
+    {"name": "ethanol", "smiles": "CCO", "category": "alcohol", "groups": ["alcohol"],
+     "ring_system": "acyclic"},
+    {"name": "acetamide", "smiles": "CC(N)=O", "category": "amide", "groups": ["amide"],
+     "ring_system": "acyclic"},
+]  # fmt: skip
+
+
+def _config(tmp_path, **kw) -> GenerateConfig:
+    library = tmp_path / "library.json"
+    library.write_text(json.dumps(LIBRARY))
+    return GenerateConfig(
+        teacher="emt",  # EMT has (toy) H, C, N, O parameters: cheap enough for a test
+        seeds=[],
+        library=str(library),
+        conformers=2,
+        holdout_molecules=["methyl_carbamate"],
+        output=str(tmp_path / "out"),
+        prerelax_steps=5,
+        md=MDConfig(temperatures=[300.0, 600.0], steps=8, interval=4),
+        rattle=RattleConfig(sigmas=[0.05], count=2),
+        relax=RelaxConfig(enabled=False),
+        tree=TreeConfig(children=3, max_relax_steps=3),
+        complexes=ComplexConfig(count=1, separations=[2.0, 3.0]),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lib")
+    config = _config(tmp)
+    return config, generate(config, progress=False), read_dataset(tmp / "out" / "dataset.xyz")
+
+
+def test_every_library_entry_is_a_seed_and_md_runs_cycle_conformers(tmp_path):
+    config = _config(tmp_path)
+    seeds = load_seeds(config)
+    assert list(seeds) == ["ethanol", "acetamide", "methyl_carbamate"]
+    assert seeds["ethanol"].info["smiles"] == "CCO"
+    md = [t for t in plan_tasks(config, list(seeds)) if t.kind == "md"]
+    assert [t.variant for t in md if t.seed_name == "ethanol"] == [0, 1]
+    kinds = {t.kind for t in plan_tasks(config, list(seeds))}
+    assert kinds == {"md", "rattle", "tree", "complex"}
+
+
+def test_trees_and_complexes_are_labelled(generated):
+    _, summary, frames = generated
+    kinds = {f.info["kind"] for f in frames}
+    assert {"tree", "complex", "md", "rattle"} <= kinds
+    complexes = [f for f in frames if f.info["kind"] == "complex"]
+    # a complex holds the seed and a partner: more atoms than the seed alone
+    assert all(len(f) > 9 for f in complexes if f.info["seed"] == "ethanol")
+    assert all(np.isfinite(f.arrays["REF_forces"]).all() for f in frames)
+
+
+def test_held_out_molecule_is_only_a_test_molecule(generated):
+    _, summary, frames = generated
+    held = [f for f in frames if f.info["seed"] == "methyl_carbamate"]
+    assert held and {f.info["split"] for f in held} == {"test_molecule"}
+    assert summary["holdout_molecules"] == ["methyl_carbamate"]
+
+
+def test_summary_counts_molecules_and_frames_by_category(generated):
+    _, summary, frames = generated
+    by_category = summary["by_library"]["by_category"]
+    assert set(by_category) == {"alcohol", "amide"}
+    assert sum(v["frames"] for v in by_category.values()) == sum(
+        f.info["seed"] != "methyl_carbamate" for f in frames
+    )
+    assert summary["by_library"]["by_ring_system"]["acyclic"]["molecules"] == 2
+
+
+def test_a_held_out_molecule_in_the_library_is_refused(tmp_path):
+    config = _config(tmp_path)
+    entry = {**LIBRARY[0], "name": "methyl_carbamate", "smiles": "COC(N)=O"}
+    Path(config.library).write_text(json.dumps(LIBRARY + [entry]))
+    with pytest.raises(ValueError, match="also a training seed"):
+        load_seeds(config)
+
+
+def test_missing_library_says_how_to_build_one(tmp_path):
+    config = _config(tmp_path)
+    config.library = str(tmp_path / "nope.json")
+    with pytest.raises(ValueError, match="training.chemistry"):
+        load_seeds(config)

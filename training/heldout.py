@@ -1,0 +1,111 @@
+"""Held-out fidelity of students, molecule by molecule (issue 11's goals).
+
+``python -m training.heldout DATASET OUT.json STUDENT [STUDENT ...]`` evaluates each student
+(a registry name or a checkpoint path) on the held-out molecules' teacher MD frames at 300-600 K
+of a generated dataset, and writes the numbers to ``OUT.json`` and a per-molecule force-R2 chart
+to ``OUT.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from ase_distill.checkpoint import atomic_write_json
+from ase_distill.registry import resolve_student
+
+#: The split every CHNO target is measured on.
+HELDOUT_SPLIT = "heldout_md_300_600K"
+
+
+def heldout_md(frames: list[Atoms], max_temperature: float = 600.0) -> list[Atoms]:
+    """Teacher MD frames (up to ``max_temperature``) of held-out molecules."""
+    return [
+        f
+        for f in frames
+        if f.info.get("split") == "test_molecule"
+        and f.info.get("kind") == "md"
+        and float(f.info.get("param", 0)) <= max_temperature
+    ]
+
+
+def evaluate_student(student: str, frames: list[Atoms]) -> dict[str, Any]:
+    """Held-out report of one student (registry name or checkpoint) on ``frames``."""
+    from training.train import evaluate_samples, prepare
+
+    model, _ = resolve_student(student)
+    samples = prepare(frames, model.config.cutoff, tuple(model.config.species))
+    return evaluate_samples(model, samples, [f.info["seed"] for f in frames])
+
+
+def summary_row(report: dict[str, Any]) -> dict[str, float]:
+    """The goal metrics of a report, in one flat row."""
+    keys = (
+        "force_r2",
+        "force_rmse",
+        "force_angle_deg",
+        "energy_mae_mev_per_atom",
+        "energy_mae_offset_removed_mev_per_atom",
+        "worst_molecule_force_r2",
+    )
+    return {k: round(float(report[k]), 5) for k in keys}
+
+
+def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
+    """Force R2 per held-out molecule, one bar group per molecule and a bar per student."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    molecules = sorted(next(iter(reports.values()))["by_molecule"])
+    fig, ax = plt.subplots(figsize=(1.2 * len(molecules) + 2, 4))
+    width = 0.8 / len(reports)
+    for k, (name, report) in enumerate(reports.items()):
+        r2 = [report["by_molecule"][m]["force_r2"] for m in molecules]
+        ax.bar(np.arange(len(molecules)) + k * width, r2, width, label=name)
+    ax.set_xticks(np.arange(len(molecules)) + 0.4 - width / 2, molecules, rotation=30, ha="right")
+    ax.set_ylim(0.9, 1.0)
+    ax.set_ylabel("force R2 vs teacher")
+    ax.set_title("held-out molecules, teacher MD 300-600 K")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI (see the module docstring)."""
+    from training.generate import read_dataset
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 3:
+        print(__doc__)
+        return 2
+    dataset, out, students = args[0], Path(args[1]), args[2:]
+    frames = heldout_md(read_dataset(dataset))
+    if not frames:
+        raise ValueError(f"{dataset} has no held-out MD frames at <= 600 K (split test_molecule).")
+    reports = {s: evaluate_student(s, frames) for s in students}
+    result = {
+        "dataset": dataset,
+        "split": HELDOUT_SPLIT,
+        "frames": len(frames),
+        "molecules": sorted({f.info["seed"] for f in frames}),
+        "summary": {s: summary_row(r) for s, r in reports.items()},
+        "reports": reports,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, result)
+    plot(reports, out.with_suffix(".png"))
+    for name, row in result["summary"].items():
+        print(name, row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
