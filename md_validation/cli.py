@@ -50,15 +50,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only run (and store) the teacher's trajectories, e.g. in the background",
     )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="students run through the compiled float32 path (fast=True); recorded in settings",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="reports/validation")
     p.add_argument("--quiet", action="store_true")
 
 
-def _student(name: str):
+def _student(name: str, fast: bool = False):
     from ase_distill import DistilledCalculator
 
-    return DistilledCalculator(name)  # a shipped name or a file (ase_distill.resolve_student)
+    # a shipped name or a file (ase_distill.resolve_student)
+    return DistilledCalculator(name, fast=fast)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -82,6 +88,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         teacher_nve_ps=args.teacher_nve_ps,
         teacher_nvt_ps=args.teacher_nvt_ps,
         discard_ps=args.discard_ps,
+        student_fast=args.fast,
     )
     settings.check()
     if args.npt_only and not args.npt_structure:
@@ -91,7 +98,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     store = TeacherRunStore(args.teacher_runs or Path(args.output) / "teacher_runs")
     if args.teacher_only:
         return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet)
-    students = {s: _student(s) for s in args.student}
+    students = {s: _student(s, args.fast) for s in args.student}
     for sname, atoms in [] if args.npt_only else structures:
         teacher_runs: dict = {}  # the teacher's trajectories, shared by all students
         for student_name, calc in students.items():

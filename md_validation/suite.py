@@ -57,6 +57,8 @@ class ValidationSettings:
     teacher_nve_ps: float | None = None
     teacher_nvt_ps: float | None = None
     discard_ps: float = 0.0
+    # the students ran through the compiled float32 path (DistilledCalculator(fast=True))
+    student_fast: bool = False
 
     def steps(self, ps: float) -> int:
         """Number of steps for ``ps`` picoseconds."""

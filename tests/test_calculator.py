@@ -182,3 +182,22 @@ def test_reuse_freed_memory_is_opt_in(model, monkeypatch):
     atoms.calc = DistilledCalculator("tiny")
     atoms.get_forces()
     assert not any(k.startswith("MALLOC_") for k in os.environ)
+
+
+def test_check_state_sees_every_change_the_student_depends_on():
+    from ase.build import molecule
+
+    calc = DistilledCalculator("ultra-tiny", compile=False)
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = calc
+    e0 = atoms.get_potential_energy()
+    assert calc.check_state(atoms) == []
+    moved = atoms.copy()
+    moved.positions[0, 0] += 1e-9
+    assert calc.check_state(moved) == ["positions"]
+    boxed = atoms.copy()
+    boxed.cell = [20, 20, 20]
+    boxed.pbc = True
+    assert calc.check_state(boxed) == ["cell", "pbc"]
+    atoms.positions[0, 0] += 0.05
+    assert atoms.get_potential_energy() != e0  # recomputed, not the cached value

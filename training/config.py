@@ -244,6 +244,8 @@ class TrainConfig(Checked):
     init_from: str = ""  # a student checkpoint (NAME.pt) whose weights start the run
     # with init_from: refit the per-element energy references to the new data's residuals
     refit_reference: bool = False
+    # pick the best epoch on at most this many validation frames (a fixed random subset; 0: all)
+    max_validation_frames: int = option(0, NON_NEGATIVE)
     # the validation metric that picks the best epoch (energy: for an energy-weighted stage)
     select_metric: str = option("force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom"))
 

@@ -491,7 +491,11 @@ class Trainer:
             raise TrainingError(f"Dataset {config.dataset} has no training frames.")
         train_samples = prepare(self.by_split["train"], arch.cutoff, arch.species)
         if self.by_split.get("validation"):
-            val = prepare(self.by_split["validation"], arch.cutoff, arch.species)
+            frames = self.by_split["validation"]
+            if 0 < config.max_validation_frames < len(frames):
+                keep = np.random.default_rng(config.seed).permutation(len(frames))
+                frames = [frames[k] for k in sorted(keep[: config.max_validation_frames])]
+            val = prepare(frames, arch.cutoff, arch.species)
         elif config.select_on_train:
             val = train_samples[:50]
         else:

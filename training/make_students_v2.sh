@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Second-generation CHNO students (issue 11): GFN2-xTB labels on the 496-molecule library, then
+# each student fine-tuned from its first-generation weights, plus the energy ablation.
+# 2 CPU cores; every step resumes where it stopped (run this script again). Stages:
+#   v2-<size>           init from the first-generation student, per-element reference refit
+#   v2-<size>-norefit   the same without the refit (ablation, ultra-tiny only)
+#   v2-<size>-e         + a short stage with a high energy weight, best epoch by energy MAE
+# Then: python -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout.json ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIG=training/configs/chno_v2.yaml
+export OMP_NUM_THREADS=1
+PY=${PY:-.venv/bin/python}
+GEN1=e6e51c4  # the commit whose students are the first generation
+$PY -m training.cli generate --config "$CONFIG" --workers "${WORKERS:-2}" --quiet
+
+mkdir -p runs/gen1
+for size in tiny ultra-tiny original; do
+  for ext in pt json; do
+    [ -f "runs/gen1/$size.$ext" ] || git show "$GEN1:ase_distill/students/$size.$ext" > "runs/gen1/$size.$ext"
+  done
+done
+
+stage() {  # name size init epochs steps_per_epoch lr [--set ...]
+  local out=runs/$1 size=$2 init=$3 epochs=$4 steps=$5 lr=$6 extra=()
+  shift 6
+  [ -f "$out/summary.json" ] && return 0  # finished
+  [ -f "$out/last.pt" ] && extra+=(--resume)
+  $PY -m training.cli train --config "$CONFIG" --output "$out" --size "$size" --epochs "$epochs" \
+    --threads 1 --set train.init_from="$init" --set train.max_steps_per_epoch="$steps" \
+    --set train.lr="$lr" --set train.max_validation_frames=600 --quiet "$@" "${extra[@]}"
+}
+energy_stage() {  # name size epochs steps
+  stage "$1-e" "$2" "runs/$1/best.pt" "$3" "$4" 0.0001 --set train.energy_weight=500 \
+    --set train.select_metric=energy_mae_mev_per_atom
+}
+
+tiny() {
+  stage v2-tiny tiny runs/gen1/tiny.pt "${TINY_EPOCHS:-12}" 1000 0.0005 --set train.refit_reference=true
+  energy_stage v2-tiny tiny 1 600
+}
+small_and_large() {
+  stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 1000 0.001
+  stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 1000 0.001 --set train.refit_reference=true
+  energy_stage v2-ultra-tiny ultra-tiny 1 500
+  stage v2-original original runs/gen1/original.pt "${ORIGINAL_EPOCHS:-8}" 600 0.0003 \
+    --set train.refit_reference=true
+}
+tiny > runs/v2-tiny.log 2>&1 &
+small_and_large > runs/v2-small-large.log 2>&1 &
+wait
+$PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout.json \
+  runs/gen1/tiny.pt runs/gen1/ultra-tiny.pt runs/gen1/original.pt \
+  runs/v2-ultra-tiny-norefit/best.pt runs/v2-ultra-tiny/best.pt runs/v2-ultra-tiny-e/best.pt \
+  runs/v2-tiny/best.pt runs/v2-tiny-e/best.pt runs/v2-original/best.pt
