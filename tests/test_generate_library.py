@@ -104,3 +104,17 @@ def test_missing_library_says_how_to_build_one(tmp_path):
     config.library = str(tmp_path / "nope.json")
     with pytest.raises(ValueError, match="training.chemistry"):
         load_seeds(config)
+
+
+def test_heldout_report_per_molecule(generated, tmp_path):
+    from training.heldout import main
+
+    config, _, _ = generated
+    out = tmp_path / "heldout.json"
+    assert main([str(Path(config.output) / "dataset.xyz"), str(out), "ultra-tiny"]) == 0
+    result = json.loads(out.read_text())
+    assert result["molecules"] == ["methyl_carbamate"]
+    row = result["summary"]["ultra-tiny"]
+    assert row["worst_molecule_force_r2"] == pytest.approx(row["force_r2"])  # one molecule
+    assert out.with_suffix(".png").is_file()
+    assert "`ultra-tiny`" in out.with_suffix(".md").read_text()

@@ -2,8 +2,8 @@
 
 ``python -m training.heldout DATASET OUT.json STUDENT [STUDENT ...]`` evaluates each student
 (a registry name or a checkpoint path) on the held-out molecules' teacher MD frames at 300-600 K
-of a generated dataset, and writes the numbers to ``OUT.json`` and a per-molecule force-R2 chart
-to ``OUT.png``.
+of a generated dataset, and writes the numbers to ``OUT.json``, a table to ``OUT.md`` and a
+per-molecule force-R2 chart to ``OUT.png``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,23 @@ def summary_row(report: dict[str, Any]) -> dict[str, float]:
     return {k: round(float(report[k]), 5) for k in keys}
 
 
+def markdown_table(summary: dict[str, dict[str, float]]) -> str:
+    """The summary rows as a markdown table (the README and the cards quote it)."""
+    lines = [
+        "| student | force R2 | force RMSE (eV/A) | angle (deg) | energy MAE (meV/atom) | "
+        "energy MAE, offset removed | worst molecule R2 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in summary.items():
+        lines.append(
+            f"| `{name}` | {r['force_r2']:.4f} | {r['force_rmse']:.3f} | "
+            f"{r['force_angle_deg']:.1f} | {r['energy_mae_mev_per_atom']:.1f} | "
+            f"{r['energy_mae_offset_removed_mev_per_atom']:.1f} | "
+            f"{r['worst_molecule_force_r2']:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     """Force R2 per held-out molecule, one bar group per molecule and a bar per student."""
     import matplotlib
@@ -102,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, result)
     plot(reports, out.with_suffix(".png"))
-    for name, row in result["summary"].items():
-        print(name, row)
+    table = markdown_table(result["summary"])
+    out.with_suffix(".md").write_text(table)
+    print(table, end="")
     return 0
 
 
