@@ -118,3 +118,18 @@ def test_heldout_report_per_molecule(generated, tmp_path):
     assert row["worst_molecule_force_r2"] == pytest.approx(row["force_r2"])  # one molecule
     assert out.with_suffix(".png").is_file()
     assert "`ultra-tiny`" in out.with_suffix(".md").read_text()
+
+
+def test_combine_keeps_splits_and_refuses_other_teachers(generated, tmp_path):
+    from training.combine import combine
+
+    config, summary, frames = generated
+    both = combine(tmp_path / "both", [config.output, config.output])
+    assert both["frames"] == 2 * len(frames)
+    assert both["splits"]["test_molecule"] == 2 * summary["splits"]["test_molecule"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "dataset.xyz").write_bytes((Path(config.output) / "dataset.xyz").read_bytes())
+    (other / "summary.json").write_text(json.dumps({**summary, "teacher": {"name": "x"}}))
+    with pytest.raises(ValueError, match="different teachers"):
+        combine(tmp_path / "bad", [config.output, other])

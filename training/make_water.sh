@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Water students from SevenNet-0 (issue 12): the liquid data, ice Ih cells, then water-tiny
+# fine-tuned on both with a high energy weight. Every step resumes (run this script again).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1
+PY=${PY:-.venv/bin/python}
+[ -f data/water-seeds/box_00.xyz ] || $PY -m training.water data/water-seeds
+[ -f data/water-seeds/ice_00.xyz ] || $PY -m training.water --ice data/water-seeds
+$PY -m training.cli generate --config training/configs/water_sevennet.yaml --quiet
+$PY -m training.cli generate --config training/configs/water_ice.yaml --quiet
+[ -f data/water-all/dataset.xyz ] || \
+  $PY -m training.combine data/water-all data/water-sevennet data/water-ice
+GEN1=e6e51c4  # the commit whose water-tiny starts the fine-tuning
+mkdir -p runs/gen1
+for ext in pt json; do
+  [ -f "runs/gen1/water-tiny.$ext" ] || git show "$GEN1:ase_distill/students/water-tiny.$ext" > "runs/gen1/water-tiny.$ext"
+done
+extra=()
+[ -f runs/water-tiny-e/last.pt ] && extra+=(--resume)
+[ -f runs/water-tiny-e/summary.json ] || \
+  $PY -m training.cli train --config training/configs/water_sevennet.yaml --output runs/water-tiny-e \
+    --dataset data/water-all/dataset.xyz --epochs "${EPOCHS:-4}" --threads 1 \
+    --set train.init_from=runs/gen1/water-tiny.pt --set train.energy_weight=1000 \
+    --set train.lr=0.0003 --set train.ema_decay=0.995 \
+    --set train.select_metric=energy_mae_mev_per_atom --quiet "${extra[@]}"
