@@ -133,3 +133,19 @@ def test_combine_keeps_splits_and_refuses_other_teachers(generated, tmp_path):
     (other / "summary.json").write_text(json.dumps({**summary, "teacher": {"name": "x"}}))
     with pytest.raises(ValueError, match="different teachers"):
         combine(tmp_path / "bad", [config.output, other])
+
+
+def test_a_run_recorded_before_new_config_keys_still_resumes(tmp_path):
+    config = _config(tmp_path)
+    config.tree, config.complexes = TreeConfig(), ComplexConfig()  # their defaults
+    generate(config, progress=False, max_tasks=1)
+    record_path = Path(config.output) / "generate.json"
+    record = json.loads(record_path.read_text())
+    for key in ("tree", "complexes", "library", "conformers"):
+        record["config"].pop(key)  # as written before these keys existed
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"different config \(conformers, library\)"):
+        generate(config, progress=False, max_tasks=1)  # library and conformers are not default
+    record["config"].update(library=config.library, conformers=config.conformers)
+    record_path.write_text(json.dumps(record))
+    assert not generate(config, progress=False, max_tasks=1)["complete"]  # resumed

@@ -345,10 +345,13 @@ def check_run_record(out: Path, config: GenerateConfig, teacher: Teacher) -> Non
     def strip(c: dict) -> dict:
         return {k: v for k, v in c.items() if k not in keep}
 
-    if strip(json.loads(record_path.read_text())["config"]) != strip(record["config"]):
+    # keys added to the config since that run was recorded count with their defaults
+    saved = {**to_dict(GenerateConfig()), **json.loads(record_path.read_text())["config"]}
+    if strip(saved) != strip(record["config"]):
+        changed = sorted(k for k in strip(saved) if saved[k] != record["config"].get(k))
         raise ValueError(
-            f"{out} holds a generation run with a different config; resume with the same "
-            "config or choose a new output folder."
+            f"{out} holds a generation run with a different config ({', '.join(changed)}); "
+            "resume with the same config or choose a new output folder."
         )
 
 
