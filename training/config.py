@@ -184,6 +184,8 @@ class GenerateConfig(Checked):
     seeds: list[str] = field(default_factory=lambda: ["CH3CH2OH"])
     # a molecule library (``python -m training.chemistry``): every entry is a seed, by name
     library: str = ""
+    # only the first N entries of the library (0: all); the library lists recombinations last
+    library_size: int = option(0, NON_NEGATIVE)
     # MD runs of a SMILES seed start from different ETKDG conformers (up to this many)
     conformers: int = option(1, AT_LEAST_ONE)
     holdout_molecules: list[str] = field(default_factory=list)

@@ -364,7 +364,8 @@ def load_seeds(config: GenerateConfig) -> dict[str, Atoms]:
     for spec in config.seeds:
         name, atoms = load_structure(spec)
         seeds[name] = atoms
-    for entry in read_library(config.library) if config.library else []:
+    library = read_library(config.library) if config.library else []
+    for entry in library[: config.library_size or None]:
         seeds[entry["name"]] = from_smiles(entry["smiles"])
         seeds[entry["name"]].info["smiles"] = entry["smiles"]
     for spec in config.holdout_molecules:
@@ -552,7 +553,8 @@ def merge(
         "config": to_dict(config),
     }
     if config.library:
-        summary["by_library"] = library_counts(read_library(config.library), frames)
+        library = read_library(config.library)[: config.library_size or None]
+        summary["by_library"] = library_counts(library, frames)
     atomic_write_json(out / "summary.json", summary)
     return summary
 
