@@ -62,6 +62,8 @@ def test_every_library_entry_is_a_seed_and_md_runs_cycle_conformers(tmp_path):
     assert [t.variant for t in md if t.seed_name == "ethanol"] == [0, 1]
     kinds = {t.kind for t in plan_tasks(config, list(seeds))}
     assert kinds == {"md", "rattle", "tree", "complex"}
+    config.library_size = 1  # the first entry only
+    assert list(load_seeds(config)) == ["ethanol", "methyl_carbamate"]
 
 
 def test_trees_and_complexes_are_labelled(generated):
