@@ -408,3 +408,44 @@ def test_init_from_with_refit_records_the_shift(emt_dataset, tmp_path):
     card = DistilledCalculator.from_checkpoint(tmp_path / "b" / "best").card
     assert set(card["training"]["reference_shift_ev"]) == {"29"}
     assert card["training"]["init_from"].endswith("best.pt")
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the live child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_pool_workers_exit_when_generation_is_killed(cu_seed, tmp_path):
+    """kill -9 of a generation with workers leaves no worker labelling for nobody."""
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text(
+        "generate:\n  teacher: emt\n  seeds: [" + cu_seed + "]\n  prerelax_steps: 5\n"
+        "  md: {temperatures: [300.0, 600.0, 900.0, 1200.0], steps: 100000, interval: 100}\n"
+        "  rattle: {count: 0}\n  relax: {enabled: false}\n  workers: 2\n"
+    )
+    cmd = [sys.executable, "-m", "training.cli", "generate", "--config", str(cfg), "--quiet",
+           "--output", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 120
+    while time.time() < deadline and len(workers := _children(proc.pid)) < 3:
+        time.sleep(0.2)  # the pool's two workers and its resource tracker
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive() -> list[int]:
+        return [p for p in workers if Path(f"/proc/{p}").exists() and "spawn_main" in
+                Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]  # fmt: skip
+
+    deadline = time.time() + 60  # a worker still importing checks once its initializer runs
+    while alive() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive(), f"orphaned workers still running: {alive()}"

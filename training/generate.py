@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -292,8 +293,27 @@ def _frames_bytes(frames: list[Atoms]) -> bytes:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(spec: TeacherSpec) -> None:
+def _worker_init(spec: TeacherSpec, parent: int) -> None:
+    _exit_with_parent(parent)
     _WORKER["teacher"] = make_teacher(spec)
+
+
+def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """End this worker process when the process that started it dies.
+
+    A generation killed with SIGKILL (or by a session ending) cannot shut its pool down, and
+    its workers would go on labelling tasks nobody collects, taking the cores the resumed run
+    needs. A daemon thread watches the parent's pid (given, since a worker may start after
+    its parent died) and exits the worker once it differs.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _worker_run(
@@ -444,7 +464,8 @@ def run_tasks(
         return
     if config.workers > 1:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(config.workers, ctx, _worker_init, (teacher.spec,)) as pool:
+        initargs = (teacher.spec, os.getpid())
+        with ProcessPoolExecutor(config.workers, ctx, _worker_init, initargs) as pool:
             futures = [
                 pool.submit(_worker_run, seeds[t.seed_name], t, config, str(shards / f"{t.id}.xyz"))
                 for t in todo

@@ -36,14 +36,14 @@ energy_stage() {  # name size epochs steps
 }
 
 tiny() {
-  stage v2-tiny tiny runs/gen1/tiny.pt "${TINY_EPOCHS:-12}" 1000 0.0005 --set train.refit_reference=true
+  stage v2-tiny tiny runs/gen1/tiny.pt "${TINY_EPOCHS:-8}" 1000 0.0005 --set train.refit_reference=true
   energy_stage v2-tiny tiny 1 600
 }
 small_and_large() {
-  stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 1000 0.001
-  stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 1000 0.001 --set train.refit_reference=true
-  energy_stage v2-ultra-tiny ultra-tiny 1 500
-  stage v2-original original runs/gen1/original.pt "${ORIGINAL_EPOCHS:-8}" 600 0.0003 \
+  stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001
+  stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001 --set train.refit_reference=true
+  energy_stage v2-ultra-tiny ultra-tiny 1 400
+  stage v2-original original runs/gen1/original.pt "${ORIGINAL_EPOCHS:-5}" 700 0.0003 \
     --set train.refit_reference=true
 }
 tiny > runs/v2-tiny.log 2>&1 &
