@@ -720,6 +720,8 @@ class Trainer:
                 "molecules": data_summary.get("molecules"),
                 "holdout_molecules": data_summary.get("holdout_molecules"),
                 "generation": (data_summary.get("config") or {}),
+                # molecules and frames by category, functional group and ring system
+                "by_library": data_summary.get("by_library"),
             },
             "training": {
                 "config": to_dict(self.config),
