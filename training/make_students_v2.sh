@@ -36,19 +36,23 @@ energy_stage() {  # name size epochs steps
 }
 
 tiny() {
-  stage v2-tiny tiny runs/gen1/tiny.pt "${TINY_EPOCHS:-8}" 1000 0.0005 --set train.refit_reference=true
+  stage v2-tiny tiny runs/gen1/tiny.pt "${TINY_EPOCHS:-4}" 1000 0.0005 --set train.refit_reference=true
   energy_stage v2-tiny tiny 1 600
 }
 small_and_large() {
   stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001
   stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001 --set train.refit_reference=true
   energy_stage v2-ultra-tiny ultra-tiny 1 400
-  stage v2-original original runs/gen1/original.pt "${ORIGINAL_EPOCHS:-5}" 700 0.0003 \
+  stage v2-original original runs/gen1/original.pt "${ORIGINAL_EPOCHS:-3}" 700 0.0003 \
     --set train.refit_reference=true
 }
-tiny > runs/v2-tiny.log 2>&1 &
-small_and_large > runs/v2-small-large.log 2>&1 &
+# ONLY=tiny or ONLY=small_and_large runs one branch (e.g. to restart it with other epochs)
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = tiny ]; then tiny >> runs/v2-tiny.log 2>&1 & fi
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = small_and_large ]; then
+  small_and_large >> runs/v2-small-large.log 2>&1 &
+fi
 wait
+[ -n "${ONLY:-}" ] && exit 0
 $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout.json \
   runs/gen1/tiny.pt runs/gen1/ultra-tiny.pt runs/gen1/original.pt \
   runs/v2-ultra-tiny-norefit/best.pt runs/v2-ultra-tiny/best.pt runs/v2-ultra-tiny-e/best.pt \
