@@ -1,6 +1,7 @@
 """Distillation pipeline: generate -> train -> load, resume after a kill, and bad input."""
 
 import filecmp
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from training.config import (
 )
 from training.generate import FORCES_KEY, generate, read_dataset
 from training.teachers import TeacherError, make_teacher
-from training.train import train
+from training.train import Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -449,3 +450,18 @@ def test_pool_workers_exit_when_generation_is_killed(cu_seed, tmp_path):
     while alive() and time.time() < deadline:
         time.sleep(0.5)
     assert not alive(), f"orphaned workers still running: {alive()}"
+
+
+def test_time_budget_ends_the_run_and_the_schedule(emt_dataset, tmp_path):
+    """A budget spent within the first epoch: one epoch, a finished run (card, summary), and the
+    schedule at its end (min_lr) from then on."""
+    out, _ = emt_dataset
+    config = _small_train(out / "dataset.xyz", tmp_path / "run", epochs=50)
+    config.time_budget_minutes = 1e-6
+    summary = train(config, progress=False)
+    assert summary["complete"]
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
+    assert len(history) == 1
+    assert history[0]["lr"] == config.lr  # the first epoch starts at the top of the schedule
+    trainer = Trainer(config, resume=True, progress=False)
+    assert trainer.lr_at(trainer.epoch) == pytest.approx(config.min_lr)

@@ -250,6 +250,9 @@ class TrainConfig(Checked):
     max_validation_frames: int = option(0, NON_NEGATIVE)
     # the validation metric that picks the best epoch (energy: for an energy-weighted stage)
     select_metric: str = option("force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom"))
+    # stop after this many minutes of training (0: no limit); the cosine schedule then runs over
+    # whichever ends first, the epochs or the minutes (a GPU lease, a cluster wall time)
+    time_budget_minutes: float = option(0.0, NON_NEGATIVE)
 
     SECTION: ClassVar[str] = "train."
 

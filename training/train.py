@@ -36,7 +36,7 @@ from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md
 
 #: Config keys that may change on ``--resume`` (they do not change what was trained so far).
-RESUMABLE_CHANGES = {"epochs", "patience", "threads", "device"}
+RESUMABLE_CHANGES = {"epochs", "patience", "threads", "device", "time_budget_minutes"}
 #: Files of a run; a folder holding any of them is a run (refused without resume / overwrite).
 RUN_FILES = ("last.pt", "best.pt", "best.json", "metrics.json", "summary.json", "config.json")
 EVAL_SPLITS = ("validation", "test", "test_molecule")
@@ -541,10 +541,15 @@ class Trainer:
             self.history = json.loads((self.out / "metrics.json").read_text())["epochs"]
 
     def lr_at(self, epoch: int) -> float:
-        """Cosine schedule from ``lr`` to ``min_lr`` over ``epochs``."""
+        """Cosine schedule from ``lr`` to ``min_lr`` over ``epochs`` (or the time budget)."""
         c = self.config
-        t = min(epoch / max(c.epochs, 1), 1.0)
+        t = min(max(epoch / max(c.epochs, 1), self._budget_used()), 1.0)
         return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * t))
+
+    def _budget_used(self) -> float:
+        """Fraction of ``time_budget_minutes`` spent (0 without a budget)."""
+        budget = self.config.time_budget_minutes * 60.0
+        return self.seconds / budget if budget > 0 else 0.0
 
     def _batches(self, epoch: int) -> list[list[int]]:
         c = self.config
@@ -643,6 +648,8 @@ class Trainer:
             if self.bad_epochs >= self.config.patience:
                 stopped_early = True
                 break
+            if self._budget_used() >= 1.0:
+                break
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                 return {"complete": False, "epoch": self.epoch}
             t0 = time.time()
@@ -661,7 +668,7 @@ class Trainer:
     def _row(self, train_loss: float, val: dict[str, Any]) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
-            "lr": self.lr_at(self.epoch - 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": train_loss,
             "val_force_rmse": val["force_rmse"],
             "val_force_r2": val["force_r2"],
