@@ -75,9 +75,10 @@ class DistilledCalculator(Calculator):
         fast: the small-molecule fast path: ``compile=True`` in float32 (unless ``dtype`` is
             given). Forces within 1e-5 eV/A of the float64 reference (tested).
         edge_chunk: edges per chunk of the bounded-memory path for large systems; ``None``
-            picks :func:`~ase_distill.memory.default_edge_chunk` (about 4 MiB per edge tensor),
-            ``0`` turns chunking off. Only graphs whose unchunked estimate passes 512 MiB
-            (:func:`~ase_distill.memory.default_chunk_above`) are chunked.
+            picks :func:`~ase_distill.memory.default_edge_chunk` (about 4 MiB per edge tensor,
+            256 MiB on a GPU), ``0`` turns chunking off. Only graphs whose unchunked estimate
+            passes 512 MiB (8 GiB on a GPU; :func:`~ase_distill.memory.default_chunk_above`)
+            are chunked.
         **kwargs: passed to :class:`ase.calculators.calculator.Calculator`.
 
     """
@@ -131,11 +132,13 @@ class DistilledCalculator(Calculator):
         arch = self.card.get("architecture") or self.model.config.to_dict()
         self._features, self._interactions = int(arch["features"]), int(arch["interactions"])
         if edge_chunk is None:
-            edge_chunk = default_edge_chunk(self._features, dtype)
+            edge_chunk = default_edge_chunk(self._features, dtype, self.device)
         if edge_chunk < 0:
             raise ValueError(f"edge_chunk must be >= 0 (0 turns chunking off), got {edge_chunk}.")
         self.edge_chunk = int(edge_chunk) if self.model is not None else 0
-        self.chunk_above = default_chunk_above(self._features, self._interactions, dtype)
+        self.chunk_above = default_chunk_above(
+            self._features, self._interactions, dtype, self.device
+        )
         if self.model is not None:
             self.model.edge_chunk, self.model.chunk_above = self.edge_chunk, self.chunk_above
         eager_cpu = self.model is not None and self.device.type == "cpu"

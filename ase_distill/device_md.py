@@ -1,5 +1,6 @@
-"""MD that stays on the device: a torch cell-list neighbour list with a Verlet skin, and
-velocity-Verlet / Langevin steps on tensors.
+"""MD that stays on the device: a torch cell list with a Verlet skin, and tensor steps.
+
+Velocity Verlet (NVE) and Langevin (BAOAB) on tensors of one periodic system.
 
 ASE's MD loop costs a host round trip per step: positions go to the CPU, the neighbour list is
 rebuilt there (vesin), the graph is copied back. On a GPU that is 98 % of a step at 100,000
@@ -81,8 +82,9 @@ def cell_list_pairs(
     )
     per_atom = 27 * table.shape[1]
     chunk = max(1, CANDIDATES_PER_CHUNK // per_atom)
+    grid = (coords, nbins, table, steps)
     parts = [
-        _pairs_of(positions, cell, coords, nbins, table, steps, start, min(start + chunk, n), cutoff)
+        _pairs_of(positions, cell, grid, start, min(start + chunk, n), cutoff)
         for start in range(0, n, chunk)
     ]
     edge_index = torch.cat([p[0] for p in parts], 1)
@@ -101,8 +103,9 @@ def _bin_table(bin_id: torch.Tensor, n_bins: int) -> torch.Tensor:
     return table
 
 
-def _pairs_of(positions, cell, coords, nbins, table, steps, start: int, stop: int, cutoff: float):
+def _pairs_of(positions, cell, grid, start: int, stop: int, cutoff: float):
     """Pairs whose receivers are atoms ``start..stop-1`` (see :func:`cell_list_pairs`)."""
+    coords, nbins, table, steps = grid
     receivers = torch.arange(start, stop, device=positions.device)
     unwrapped = coords[start:stop, None, :] + steps[None]  # (n, 27, 3) neighbouring bins
     shift = torch.div(unwrapped, nbins, rounding_mode="floor")  # image of the wrapped bin
@@ -241,10 +244,18 @@ class DeviceMD:
         from torch.fx.experimental.proxy_tensor import make_fx
 
         module = _EnergyForces(self.model, False)
-        traced = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
-            *self._inputs()
-        )
-        return torch.compile(traced, dynamic=True)
+        try:  # symbolic sizes: one compiled graph for every size
+            traced = make_fx(module, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
+                *self._inputs()
+            )
+            return torch.compile(traced, dynamic=True)
+        except RuntimeError:  # torch 2.11 on CUDA: an internal assert in symbolic tracing
+            # fake tensors: fixed shapes without running (a real trace at 100k atoms took the
+            # memory of a whole eager call, 67 GiB, on top of the compiled one)
+            traced = make_fx(module, tracing_mode="fake", _allow_non_fake_inputs=True)(
+                *self._inputs()
+            )
+            return torch.compile(traced, dynamic=False)
 
     # -- integration ------------------------------------------------------------------------
     def step(self) -> None:

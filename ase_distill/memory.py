@@ -32,6 +32,15 @@ CHUNK_BYTES = 4 * 2**20
 #: tensors still fit the caches well enough (measured: equal cost per atom at 333 water atoms,
 #: 17,634 edges), and many small molecules batched together keep the compiled path.
 CHUNK_ABOVE_BYTES = 512 * 2**20
+#: On a GPU the CPU-cache argument does not hold: 4 MiB chunks cost ~1,000 chunks per block at
+#: 100,000 atoms and a step of 12 s on an H100 (``benchmarks/results/gpu/device_md_h100.json``,
+#: mode ``ase``). There chunks are 256 MiB and chunking starts above an 8 GiB estimate.
+GPU_CHUNK_BYTES = 256 * 2**20
+GPU_CHUNK_ABOVE_BYTES = 8 * 2**30
+
+
+def _on_gpu(device: torch.device | str | None) -> bool:
+    return device is not None and torch.device(device).type == "cuda"
 
 
 class MemoryLimitError(ValueError):
@@ -42,20 +51,26 @@ def _itemsize(dtype: torch.dtype) -> int:
     return dtype.itemsize  # no allocation: this runs on every calculator call
 
 
-def default_edge_chunk(features: int, dtype: torch.dtype) -> int:
+def default_edge_chunk(features: int, dtype: torch.dtype, device=None) -> int:
     """Edges per chunk such that one ``edges x 3F`` tensor takes about :data:`CHUNK_BYTES`.
 
-    Why 4 MiB: measured on water boxes with tiny, one thread, chunks of 1k-64k edges: tensors
-    that stay in the CPU caches make the cost per atom flat from 333 to 10,000 atoms (exponent
-    1.0-1.05), where all edges at once cost 3.5x more per atom at 10,000 atoms than at 333.
+    On a CUDA ``device``: :data:`GPU_CHUNK_BYTES`. Why 4 MiB on a CPU: measured on water
+    boxes with tiny, one thread, chunks of 1k-64k edges: tensors that stay in the CPU caches
+    make the cost per atom flat from 333 to 10,000 atoms (exponent 1.0-1.05), where all edges
+    at once cost 3.5x more per atom at 10,000 atoms than at 333.
     """
-    return max(256, CHUNK_BYTES // (3 * features * _itemsize(dtype)))
+    target = GPU_CHUNK_BYTES if _on_gpu(device) else CHUNK_BYTES
+    return max(256, target // (3 * features * _itemsize(dtype)))
 
 
-def default_chunk_above(features: int, interactions: int, dtype: torch.dtype) -> int:
-    """Edges above which graphs are chunked: where the unchunked estimate passes 512 MiB."""
+def default_chunk_above(features: int, interactions: int, dtype: torch.dtype, device=None) -> int:
+    """Edges above which graphs are chunked: where the unchunked estimate passes 512 MiB.
+
+    On a CUDA ``device``: :data:`GPU_CHUNK_ABOVE_BYTES`.
+    """
     per_edge = BYTES_PER_EDGE_FEATURE_BLOCK * interactions * features * _itemsize(dtype)
-    return int(CHUNK_ABOVE_BYTES // per_edge)
+    limit = GPU_CHUNK_ABOVE_BYTES if _on_gpu(device) else CHUNK_ABOVE_BYTES
+    return int(limit // per_edge)
 
 
 def estimate_call_bytes(
@@ -65,6 +80,7 @@ def estimate_call_bytes(
     dtype: torch.dtype,
     edge_chunk: int = 0,
     n_atoms: int = 0,
+    device=None,
 ) -> int:
     """Estimated peak bytes of one energy+forces call on a graph of ``n_edges`` edges.
 
@@ -75,9 +91,10 @@ def estimate_call_bytes(
         dtype: evaluation precision.
         edge_chunk: edges per chunk (0: all at once, as the module docstring measures).
         n_atoms: atoms of the graph (used by the chunked estimate).
+        device: where the call runs (a GPU chunks later, :func:`default_chunk_above`).
     """
     itemsize = _itemsize(dtype)
-    above = max(edge_chunk, default_chunk_above(features, interactions, dtype))
+    above = max(edge_chunk, default_chunk_above(features, interactions, dtype, device))
     if edge_chunk <= 0 or n_edges <= above:
         per_edge = BYTES_PER_EDGE_FEATURE_BLOCK * interactions * features * itemsize
         return int(n_edges * per_edge)
@@ -104,7 +121,7 @@ def check_memory(
     n_atoms: int, n_edges: int, features: int, interactions: int, dtype, device, edge_chunk=0
 ) -> None:
     """Refuse a call whose estimated peak exceeds the free memory, saying what to do."""
-    need = estimate_call_bytes(n_edges, features, interactions, dtype, edge_chunk, n_atoms)
+    need = estimate_call_bytes(n_edges, features, interactions, dtype, edge_chunk, n_atoms, device)
     if need < ALWAYS_FITS:
         return
     free = available_bytes(torch.device(device))

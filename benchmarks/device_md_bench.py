@@ -87,10 +87,15 @@ def main(argv: list[str] | None = None) -> dict:
         MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
         for mode in args.modes:
             steps = max(3, args.steps // 3) if mode == "ase" else args.steps
-            if mode == "ase":
-                row = time_ase(atoms, args.device, steps)
-            else:
-                row = time_device(atoms, args.device, mode == "device-compiled", steps)
+            try:
+                if mode == "ase":
+                    row = time_ase(atoms, args.device, steps)
+                else:
+                    row = time_device(atoms, args.device, mode == "device-compiled", steps)
+            except Exception as exc:  # noqa: BLE001 (a failed mode is a result; go on)
+                result["rows"].append({"mode": mode, "n_atoms": len(atoms), "error": repr(exc)})
+                print(f"{len(atoms):>7} atoms {mode:>16}: failed: {exc!r}"[:400], flush=True)
+                continue
             row.update(mode=mode, n_atoms=len(atoms), steps=steps)
             row["atom_steps_per_s"] = len(atoms) / row["seconds_per_step"]
             result["rows"].append(row)

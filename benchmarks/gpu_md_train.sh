@@ -15,6 +15,7 @@ export PYTHONWARNINGS=ignore::DeprecationWarning
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__)"
 mkdir -p data/chno-v2
+cp datasets/chno-v2/summary.json data/chno-v2/  # the card reads teacher and provenance from it
 xz -dc datasets/chno-v2/dataset.xyz.xz > data/chno-v2/dataset.xyz &
 t0=$SECONDS
 timeout "${MD_SECONDS:-200}" python3 -m benchmarks.device_md_bench "$OUT/device_md.json" \

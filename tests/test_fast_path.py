@@ -157,3 +157,12 @@ def test_compile_cli_builds_what_the_default_calculator_then_uses(monkeypatch):
     atoms = molecule("CH3CH2OH")
     eager = DistilledCalculator("ultra-tiny", dtype=torch.float32, compile=False)
     np.testing.assert_allclose(auto.get_forces(atoms), eager.get_forces(atoms), atol=1e-5)
+
+
+def test_gpu_chunks_are_larger_and_start_later():
+    """On a GPU, CPU-cache-sized chunks cost ~1,000 launches per block at 100k atoms."""
+    cpu = memory.default_edge_chunk(46, torch.float32)
+    gpu = memory.default_edge_chunk(46, torch.float32, "cuda")
+    assert gpu / cpu == pytest.approx(memory.GPU_CHUNK_BYTES / memory.CHUNK_BYTES, rel=1e-3)
+    above = memory.default_chunk_above(46, 3, torch.float32, "cuda")
+    assert above / memory.default_chunk_above(46, 3, torch.float32) == pytest.approx(16, rel=1e-3)

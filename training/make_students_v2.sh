@@ -25,7 +25,9 @@ stage() {  # name size init epochs steps_per_epoch lr [--set ...]
   local out=runs/$1 size=$2 init=$3 epochs=$4 steps=$5 lr=$6 extra=()
   shift 6
   [ -f "$out/summary.json" ] && return 0  # finished
-  [ -f "$out/last.pt" ] && extra+=(--resume)
+  if [ -f "$out/last.pt" ]; then extra+=(--resume)
+  elif [ -f "$out/config.json" ]; then extra+=(--overwrite)  # killed before its first epoch
+  fi
   $PY -m training.cli train --config "$CONFIG" --output "$out" --size "$size" --epochs "$epochs" \
     --threads 1 --set train.init_from="$init" --set train.max_steps_per_epoch="$steps" \
     --set train.lr="$lr" --set train.max_validation_frames=600 --quiet "$@" "${extra[@]}"
