@@ -74,3 +74,34 @@ def test_bad_settings_are_refused(tmp_path):
         _settings(tmp_path, random_fraction=1.0).check()
     with pytest.raises(ValueError, match="not found"):
         OnPolicySettings(dataset="nope.xyz", teacher="emt", output=str(tmp_path)).check()
+    with pytest.raises(ValueError, match="not TrainConfig fields"):
+        _settings(tmp_path, train={"learning_rate": 1e-3}).check()
+
+
+def test_start_from_a_student_with_train_settings_and_new_seeds(tmp_path):
+    """Round 0 fine-tunes a given student (not from scratch) with the given TrainConfig fields,
+    and half the exploration starts from structures the dataset never held."""
+    from ase.cluster import Icosahedron
+    from ase.io import write
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = OnPolicyRun(_settings(tmp_path / "a", rounds=1), progress=False)
+    first.run()
+    seeds = tmp_path / "new.xyz"
+    fresh = [Icosahedron("Cu", 2, latticeconstant=3.7 + 0.05 * k) for k in range(2)]
+    for k, atoms in enumerate(fresh):
+        atoms.rattle(0.05, seed=k)
+        atoms.info["seed"] = f"new_{k}"
+    write(seeds, fresh, format="extxyz")
+    settings = _settings(
+        tmp_path / "b", rounds=1, init_from=str(first.member_checkpoint(0, 0)),
+        train={"max_steps_per_epoch": 1, "lr": 1e-4}, new_seeds=str(seeds),
+    )  # fmt: skip
+    run = OnPolicyRun(settings, progress=False)
+    run.run()
+    config = json.loads((run.round_dir(0) / "member_0" / "config.json").read_text())
+    assert config["init_from"] == settings.init_from
+    assert (config["max_steps_per_epoch"], config["lr"]) == (1, 1e-4)
+    explored = (run.round_dir(0) / "explored.xyz").read_text()
+    assert "new_0" in explored or "new_1" in explored

@@ -150,6 +150,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         ("seed", int),
     ):
         d.add_argument(f"--{name}", type=kind)  # fmt: skip
+    d.add_argument("--init-from", help="round 0 starts from this student (name or checkpoint)")
+    d.add_argument("--new-seeds", help="extxyz of unlabelled start structures to explore")
+    d.add_argument(
+        "--train-set", action="append", default=[], metavar="KEY=VALUE",
+        help="a TrainConfig field for every member's training (repeatable)",
+    )  # fmt: skip
     d.set_defaults(func=cmd_distil)
 
     c = sub.add_parser(
@@ -182,10 +188,30 @@ def cmd_distil(args: argparse.Namespace) -> int:
         if (value := getattr(args, key)) is not None
     }
     settings = OnPolicySettings(
-        dataset=args.dataset, teacher=args.teacher, output=args.output, size=args.size, **chosen
+        dataset=args.dataset,
+        teacher=args.teacher,
+        output=args.output,
+        size=args.size,
+        init_from=args.init_from or "",
+        new_seeds=args.new_seeds or "",
+        train=_key_values(args.train_set),
+        **chosen,
     )
     OnPolicyRun(settings).run()
     return 0
+
+
+def _key_values(items: list[str]) -> dict:
+    """``["lr=3e-4", ...]`` -> ``{"lr": 0.0003}`` (values read as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--train-set takes KEY=VALUE, got {item!r}.")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

@@ -63,6 +63,13 @@ class OnPolicySettings:
     random_fraction: float = 0.25
     patience: int = 2
     seed: int = 0
+    # round 0's members start from this student (name or checkpoint) instead of from scratch
+    init_from: str = ""
+    # TrainConfig fields for every member's training (e.g. max_steps_per_epoch, lr, max_force)
+    train: dict[str, Any] = field(default_factory=dict)
+    # extxyz of start structures the dataset never held (new chemistry); half the exploration
+    # runs start from them, the other half from training structures
+    new_seeds: str = ""
 
     def check(self) -> None:
         """Refuse settings no run can use, naming the setting."""
@@ -79,6 +86,16 @@ class OnPolicySettings:
             raise ValueError("temperatures must satisfy 0 < low <= high; timestep_fs > 0.")
         if not Path(self.dataset).is_file():
             raise ValueError(f"Dataset {self.dataset} not found; run `ase-distill generate`.")
+        if self.new_seeds and not Path(self.new_seeds).is_file():
+            raise ValueError(f"new_seeds file {self.new_seeds} not found (an extxyz of starts).")
+        fixed = {"dataset", "output", "size", "architecture", "epochs", "seed", "init_from"}
+        known = set(TrainConfig.__dataclass_fields__) - fixed
+        unknown = sorted(set(self.train) - known)
+        if unknown:
+            raise ValueError(
+                f"train settings {unknown} are not TrainConfig fields one may set here; "
+                f"choose from {', '.join(sorted(known))}."
+            )
 
 
 class OnPolicyRun:
@@ -160,17 +177,19 @@ class OnPolicyRun:
                 batch_size=self.s.batch_size,
                 threads=self.s.threads,
                 seed=self.s.seed * 1000 + m,
-                init_from=str(self.member_checkpoint(m, k - 1)) if k > 0 else "",
-                patience=max(self.s.epochs, 1),
+                init_from=str(self.member_checkpoint(m, k - 1)) if k > 0 else self.s.init_from,
+                **{"patience": max(self.s.epochs, 1), **self.s.train},
             )
             train(config, resume=(out / "last.pt").is_file(), progress=self.progress)
 
     def _evaluate(self) -> None:
         from ase_distill.registry import resolve_student
+        from training.heldout import heldout_md
         from training.train import evaluate_samples, prepare
 
         frames = read_dataset(self.round_dir() / "dataset.xyz")
-        held = [f for f in frames if f.info.get("split") == "test_molecule"]
+        held = heldout_md(frames)  # teacher MD of held-out molecules, else any unseen split
+        held = held or [f for f in frames if f.info.get("split") == "test_molecule"]
         held = held or [f for f in frames if f.info.get("split") in ("test", "validation")]
         model, _ = resolve_student(self.member_checkpoint(0))
         metrics = evaluate_samples(model, prepare(held, model.cutoff, model.species))
@@ -182,6 +201,7 @@ class OnPolicyRun:
             "heldout_frames": len(held),
             "force_rmse": float(metrics["force_rmse"]),
             "force_r2": float(metrics["force_r2"]),
+            "force_angle_deg": float(metrics.get("force_angle_deg", np.nan)),
             "energy_mae_mev_per_atom": float(metrics.get("energy_mae_mev_per_atom", np.nan)),
             "heldout_md_stable_fraction": float(np.mean(stable)) if stable else None,
         }
@@ -194,6 +214,12 @@ class OnPolicyRun:
         pool = _one_per_seed([f for f in frames if f.info.get("split") == "train"])
         rng = np.random.default_rng(self.s.seed + 7919 * self.state["round"])
         starts = [pool[i] for i in rng.integers(len(pool), size=self.s.md_runs)]
+        if self.s.new_seeds:
+            new = read(self.s.new_seeds, index=":", format="extxyz")
+            half = self.s.md_runs // 2
+            starts = starts[:half] + [
+                new[i] for i in rng.integers(len(new), size=len(starts) - half)
+            ]
         md_seed = int(rng.integers(2**31))
         visited, _ = md_frames(self.member_checkpoint(0), starts, self.s, seed=md_seed)
         write(self.round_dir() / "explored.xyz", visited, format="extxyz")
@@ -331,3 +357,28 @@ def _plot_rounds(history: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_new_seeds(library: str | Path, first: int, out: str | Path, seed: int = 0) -> int:
+    """One ETKDG conformer of each library entry from index ``first`` on, as extxyz starts.
+
+    The entries past a dataset's ``library_size`` were never labelled: exploring them brings
+    new chemistry into the on-policy rounds (``new_seeds``). Returns the number written.
+    """
+    from training.chemistry import conformers
+    from training.generate import read_library
+
+    starts = []
+    for entry in read_library(library)[first:]:
+        atoms = conformers(entry["smiles"], n=1, seed=seed)[0]
+        atoms.info["seed"] = entry["name"]
+        starts.append(atoms)
+    write(out, starts, format="extxyz")
+    return len(starts)
+
+
+if __name__ == "__main__":  # python -m training.onpolicy LIBRARY.json FIRST OUT.xyz
+    import sys
+
+    count = write_new_seeds(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    print(f"{count} new seed structures -> {sys.argv[3]}")

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# On-policy rounds for the CHNO ultra-tiny (issue 11, ask 4): a committee of three ultra-tiny
+# students, fine-tuned from the shipped one, explores 300-1000 K MD of training molecules and of
+# the 96 library molecules the dataset never held; the 150 frames per round where the committee
+# disagrees most (a quarter random) get GFN2-xTB labels and join the data (every earlier frame
+# stays). Held-out fidelity and MD stability per round: runs/onpolicy-ultra-tiny/rounds.{json,png}.
+# Resumes at the phase it stopped in: run it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1
+PY=${PY:-.venv/bin/python}
+[ -f data/chno-v2/new_seeds.xyz ] || \
+  $PY -m training.onpolicy datasets/chno-library/library.json 400 data/chno-v2/new_seeds.xyz
+$PY -m training.cli distil --dataset data/chno-v2/dataset.xyz --teacher gfn2-xtb \
+  --output runs/onpolicy-ultra-tiny --size ultra-tiny --committee 3 --rounds "${ROUNDS:-4}" \
+  --epochs 1 --md-runs 24 --md-steps 300 --select 150 --threads 1 \
+  --init-from ase_distill/students/ultra-tiny.pt --new-seeds data/chno-v2/new_seeds.xyz \
+  --train-set max_steps_per_epoch=300 --train-set lr=0.0003 --train-set min_lr=0.00001 \
+  --train-set energy_weight=50 --train-set max_force=30 --train-set max_validation_frames=300
