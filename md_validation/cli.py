@@ -57,7 +57,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="reports/validation")
+    p.add_argument("--overwrite", action="store_true", help="replace finished reports in --output")
     p.add_argument("--quiet", action="store_true")
+
+
+def check_reports_free(folders: list[Path], overwrite: bool) -> None:
+    """Refuse to start when a report folder already holds a finished validation.
+
+    Raises:
+        ValueError: names the folders and the two ways on (``--overwrite``, another output).
+    """
+    import json
+
+    finished = []
+    for folder in folders:
+        metrics = folder / "metrics.json"
+        if metrics.is_file() and json.loads(metrics.read_text()).get("status") == "complete":
+            finished.append(str(folder))
+    if finished and not overwrite:
+        raise ValueError(
+            f"{', '.join(finished)} already hold finished validation reports; pass --overwrite "
+            "to replace them or choose another --output."
+        )
 
 
 def _student(name: str, fast: bool = False):
@@ -98,8 +119,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     store = TeacherRunStore(args.teacher_runs or Path(args.output) / "teacher_runs")
     if args.teacher_only:
         return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet)
+    planned = [] if args.npt_only else structures
+    folders = [
+        Path(args.output) / f"{sname}_{Path(student).stem}"
+        for sname, _ in planned
+        for student in args.student
+    ]
+    check_reports_free(folders, args.overwrite)
     students = {s: _student(s, args.fast) for s in args.student}
-    for sname, atoms in [] if args.npt_only else structures:
+    for sname, atoms in planned:
         teacher_runs: dict = {}  # the teacher's trajectories, shared by all students
         for student_name, calc in students.items():
             label = Path(student_name).stem

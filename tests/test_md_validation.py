@@ -262,3 +262,16 @@ def test_stability_in_a_liquid_ignores_hydrogen_bonds():
     bond = moved.get_distance(0, 1, mic=True, vector=True)
     moved.positions[1] += 0.8 * bond / np.linalg.norm(bond)  # one O-H stretched by 0.8 A
     assert "deviates" in monitor.check(moved, 0.0)
+
+
+def test_a_finished_report_is_not_overwritten_silently(tmp_path):
+    from md_validation.cli import check_reports_free
+
+    done, running = tmp_path / "aspirin_tiny", tmp_path / "aspirin_ultra-tiny"
+    for folder, status in ((done, "complete"), (running, "running")):
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"status": status}))
+    check_reports_free([running, tmp_path / "new"], overwrite=False)  # unfinished: resumed over
+    with pytest.raises(ValueError, match="--overwrite"):
+        check_reports_free([done, running], overwrite=False)
+    check_reports_free([done], overwrite=True)
