@@ -11,9 +11,26 @@ export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 [ -f data/chno-v2/new_seeds.xyz ] || \
   $PY -m training.onpolicy datasets/chno-library/library.json 400 data/chno-v2/new_seeds.xyz
-$PY -m training.cli distil --dataset data/chno-v2/dataset.xyz --teacher gfn2-xtb \
+[ -n "${CONTROL_ONLY:-}" ] || $PY -m training.cli distil --dataset data/chno-v2/dataset.xyz --teacher gfn2-xtb \
   --output runs/onpolicy-ultra-tiny --size ultra-tiny --committee 3 --rounds "${ROUNDS:-4}" \
   --epochs 1 --md-runs 24 --md-steps 300 --select 150 --threads 1 \
   --init-from ase_distill/students/ultra-tiny.pt --new-seeds data/chno-v2/new_seeds.xyz \
   --train-set max_steps_per_epoch=300 --train-set lr=0.0003 --train-set min_lr=0.00001 \
   --train-set energy_weight=50 --train-set max_force=30 --train-set max_validation_frames=300
+
+# Control (CONTROL=1): the same four 300-step stages from the same student without on-policy
+# frames, so that the rounds' gain is not mistaken for the gain of more steps.
+[ -n "${CONTROL:-}" ] || exit 0
+init=ase_distill/students/ultra-tiny.pt
+for k in 0 1 2 3; do
+  out=runs/onpolicy-control/stage_$k
+  if [ ! -f "$out/summary.json" ]; then
+    rm -rf "$out"  # a stage is 300 steps: an interrupted one starts again
+    $PY -m training.cli train --config training/configs/chno_v2.yaml --output "$out" \
+      --size ultra-tiny --epochs 1 --threads 1 --set train.init_from="$init" \
+      --set train.max_steps_per_epoch=300 --set train.lr=0.0003 --set train.min_lr=0.00001 \
+      --set train.energy_weight=50 --set train.max_force=30 --set train.max_validation_frames=300 \
+      --set train.seed="$k" --quiet
+  fi
+  init=$out/best.pt
+done
