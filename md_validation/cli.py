@@ -71,8 +71,9 @@ def check_reports_free(folders: list[Path], overwrite: bool) -> None:
 
     finished = []
     for folder in folders:
-        metrics = folder / "metrics.json"
-        if metrics.is_file() and json.loads(metrics.read_text()).get("status") == "complete":
+        metrics, density = folder / "metrics.json", folder / "density.json"
+        done = metrics.is_file() and json.loads(metrics.read_text()).get("status") == "complete"
+        if done or density.is_file():  # an NPT run writes density.json once, when it ends
             finished.append(str(folder))
     if finished and not overwrite:
         raise ValueError(
@@ -125,6 +126,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         for sname, _ in planned
         for student in args.student
     ]
+    if args.npt_structure:
+        nname = load_structure(args.npt_structure)[0]
+        folders += [Path(args.output) / f"{nname}_{Path(s).stem}_npt" for s in args.student]
     check_reports_free(folders, args.overwrite)
     students = {s: _student(s, args.fast) for s in args.student}
     for sname, atoms in planned:

@@ -275,3 +275,8 @@ def test_a_finished_report_is_not_overwritten_silently(tmp_path):
     with pytest.raises(ValueError, match="--overwrite"):
         check_reports_free([done, running], overwrite=False)
     check_reports_free([done], overwrite=True)
+    npt = tmp_path / "box_water-tiny_npt"
+    npt.mkdir()
+    (npt / "density.json").write_text("{}")
+    with pytest.raises(ValueError, match="box_water-tiny_npt"):
+        check_reports_free([npt], overwrite=False)
