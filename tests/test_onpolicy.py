@@ -105,3 +105,21 @@ def test_start_from_a_student_with_train_settings_and_new_seeds(tmp_path):
     assert (config["max_steps_per_epoch"], config["lr"]) == (1, 1e-4)
     explored = (run.round_dir(0) / "explored.xyz").read_text()
     assert "new_0" in explored or "new_1" in explored
+
+
+def test_control_report_pairs_rounds_with_control_stages(tmp_path):
+    from training.heldout import HELDOUT_SPLIT
+    from training.onpolicy import control_report
+
+    run, control = tmp_path / "run", tmp_path / "control"
+    run.mkdir()
+    rows = [{"round": k, "force_rmse": 0.12 - 0.001 * k} for k in range(2)]
+    (run / "rounds.json").write_text(json.dumps(rows))
+    metrics = {"force_rmse": 0.121, "force_r2": 0.98, "force_angle_deg": 7.5}
+    metrics["energy_mae_mev_per_atom"] = 7.0
+    (control / "stage_0").mkdir(parents=True)
+    summary = {"metrics": {HELDOUT_SPLIT: metrics}}
+    (control / "stage_0" / "summary.json").write_text(json.dumps(summary))
+    result = control_report(run, control, tmp_path / "out")
+    assert result["control"] == [{"stage": 0, **metrics}]  # stage 1 missing: left out
+    assert (tmp_path / "out" / "onpolicy.png").is_file()

@@ -377,8 +377,54 @@ def write_new_seeds(library: str | Path, first: int, out: str | Path, seed: int 
     return len(starts)
 
 
-if __name__ == "__main__":  # python -m training.onpolicy LIBRARY.json FIRST OUT.xyz
+def control_report(run_dir: str | Path, control_dir: str | Path, out_dir: str | Path) -> dict:
+    """Held-out fidelity per round beside a control without on-policy frames: JSON and a plot.
+
+    The control (``training/make_onpolicy.sh`` with ``CONTROL=1``) trains the same stages from
+    the same student on the base data alone, so the difference is what the frames bought.
+    """
+    from training.heldout import HELDOUT_SPLIT
+
+    rounds = json.loads((Path(run_dir) / "rounds.json").read_text())
+    keys = ("force_rmse", "force_r2", "force_angle_deg", "energy_mae_mev_per_atom")
+    control = []
+    for k in range(len(rounds)):
+        summary = Path(control_dir) / f"stage_{k}" / "summary.json"
+        if summary.is_file():
+            metrics = json.loads(summary.read_text())["metrics"][HELDOUT_SPLIT]
+            control.append({"stage": k, **{key: float(metrics[key]) for key in keys}})
+    result = {"rounds": rounds, "control": control}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "onpolicy.json", result)
+    _plot_control(rounds, control, out / "onpolicy.png")
+    return result
+
+
+def _plot_control(rounds: list[dict], control: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([r["round"] for r in rounds], [r["force_rmse"] for r in rounds], "o-",
+            label="on-policy rounds")  # fmt: skip
+    ax.plot([c["stage"] for c in control], [c["force_rmse"] for c in control], "s--",
+            label="control: same steps, no new frames")  # fmt: skip
+    ax.set_xlabel("round (300 training steps each)")
+    ax.set_ylabel("held-out force RMSE (eV/A)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
     import sys
 
-    count = write_new_seeds(sys.argv[1], int(sys.argv[2]), sys.argv[3])
-    print(f"{count} new seed structures -> {sys.argv[3]}")
+    if sys.argv[1:2] == ["report"]:  # python -m training.onpolicy report RUN CONTROL OUT
+        print(json.dumps(control_report(*sys.argv[2:5])["control"], indent=1))
+    else:  # python -m training.onpolicy LIBRARY.json FIRST OUT.xyz
+        count = write_new_seeds(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+        print(f"{count} new seed structures -> {sys.argv[3]}")
