@@ -412,7 +412,7 @@ def _plot_control(rounds: list[dict], control: list[dict], path: Path) -> None:
             label="on-policy rounds")  # fmt: skip
     ax.plot([c["stage"] for c in control], [c["force_rmse"] for c in control], "s--",
             label="control: same steps, no new frames")  # fmt: skip
-    ax.set_xlabel("round (300 training steps each)")
+    ax.set_xlabel("round (the same training steps in both)")
     ax.set_ylabel("held-out force RMSE (eV/A)")
     ax.legend(fontsize=8)
     fig.tight_layout()
