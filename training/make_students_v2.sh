@@ -29,7 +29,7 @@ stage() {  # name size init epochs steps_per_epoch lr [--set ...]
   elif [ -f "$out/config.json" ]; then extra+=(--overwrite)  # killed before its first epoch
   fi
   $PY -m training.cli train --config "$CONFIG" --output "$out" --size "$size" --epochs "$epochs" \
-    --threads 1 --set train.init_from="$init" --set train.max_steps_per_epoch="$steps" \
+    --threads "${THREADS:-1}" --set train.init_from="$init" --set train.max_steps_per_epoch="$steps" \
     --set train.lr="$lr" --set train.max_validation_frames=600 --quiet "$@" "${extra[@]}"
 }
 energy_stage() {  # name size epochs steps
@@ -40,6 +40,10 @@ energy_stage() {  # name size epochs steps
 tiny() {  # the shipped tiny is v2-tiny; its energy stage was stopped unfinished (card note)
   stage v2-tiny tiny runs/gen1/tiny.pt "${TINY_EPOCHS:-4}" 1000 0.0005 --set train.refit_reference=true
   [ -n "${TINY_ENERGY_STAGE:-}" ] && energy_stage v2-tiny tiny 1 600
+  if [ -n "${TINY_MORE:-}" ]; then  # 3,000 more steps from the shipped tiny, then its energy stage
+    stage v2-tiny-more tiny runs/v2-tiny-e/best.pt 3 1000 0.0002
+    energy_stage v2-tiny-more tiny 1 600
+  fi
   return 0
 }
 small_and_large() {
