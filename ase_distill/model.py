@@ -301,8 +301,8 @@ class StudentModel(nn.Module):
         return self.config.species
 
     def count_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        """Number of parameters (frozen ones too: an inference copy is the same model)."""
+        return sum(p.numel() for p in self.parameters())
 
     def set_energy_reference(self, reference: dict[int, float], scale: float = 1.0) -> None:
         """Set the per-element energy reference (eV) and the output scale (eV)."""

@@ -10,7 +10,7 @@ from ase.build import bulk, molecule
 from ase.calculators.fd import calculate_numerical_stress
 from ase.md.verlet import VelocityVerlet
 
-from ase_distill import DistilledCalculator, StudentModel, save_checkpoint, size_config
+from ase_distill import DistilledCalculator, StudentModel, model_card, save_checkpoint, size_config
 from ase_distill.testing import randomize_readout
 
 
@@ -201,3 +201,10 @@ def test_check_state_sees_every_change_the_student_depends_on():
     assert calc.check_state(boxed) == ["cell", "pbc"]
     atoms.positions[0, 0] += 0.05
     assert atoms.get_potential_energy() != e0  # recomputed, not the cached value
+
+
+def test_parameter_count_survives_the_frozen_inference_copy():
+    """The calculator freezes its copy's weights; the model still has its parameters
+    (`make demo` printed "0 params")."""
+    calc = DistilledCalculator("tiny")
+    assert calc.model.count_parameters() == model_card("tiny")["parameters"] > 0
