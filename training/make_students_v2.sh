@@ -21,16 +21,13 @@ for size in tiny ultra-tiny original; do
   done
 done
 
+source training/train_stage.sh
 stage() {  # name size init epochs steps_per_epoch lr [--set ...]
-  local out=runs/$1 size=$2 init=$3 epochs=$4 steps=$5 lr=$6 extra=()
+  local out=runs/$1 size=$2 init=$3 epochs=$4 steps=$5 lr=$6
   shift 6
-  [ -f "$out/summary.json" ] && return 0  # finished
-  if [ -f "$out/last.pt" ]; then extra+=(--resume)
-  elif [ -f "$out/config.json" ]; then extra+=(--overwrite)  # killed before its first epoch
-  fi
-  $PY -m training.cli train --config "$CONFIG" --output "$out" --size "$size" --epochs "$epochs" \
+  train_stage "$out" --config "$CONFIG" --size "$size" --epochs "$epochs" \
     --threads "${THREADS:-1}" --set train.init_from="$init" --set train.max_steps_per_epoch="$steps" \
-    --set train.lr="$lr" --set train.max_validation_frames=600 --quiet "$@" "${extra[@]}"
+    --set train.lr="$lr" --set train.max_validation_frames=600 "$@"
 }
 energy_stage() {  # name size epochs steps
   stage "$1-e" "$2" "runs/$1/best.pt" "$3" "$4" 0.0001 --set train.energy_weight=500 \
@@ -61,7 +58,14 @@ if [ -z "${ONLY:-}" ] || [ "$ONLY" = small_and_large ]; then
 fi
 wait
 [ -n "${ONLY:-}" ] && exit 0
+# the report of every stage; runs/onpolicy-ultra-tiny-e comes from training/make_onpolicy.sh
+# and runs/v2-original-gpu from benchmarks/gpu_md_train.sh (a GPU), when they are there
+extra=()
+for run in runs/onpolicy-ultra-tiny-e runs/v2-original-gpu; do
+  [ -f "$run/best.pt" ] && extra+=("$run/best.pt")
+done
 $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout.json \
   runs/gen1/tiny.pt runs/gen1/ultra-tiny.pt runs/gen1/original.pt \
   runs/v2-ultra-tiny-norefit/best.pt runs/v2-ultra-tiny/best.pt runs/v2-ultra-tiny-e/best.pt \
-  runs/v2-tiny/best.pt runs/v2-original/best.pt
+  runs/v2-tiny/best.pt runs/v2-tiny-e/best.pt runs/v2-tiny-more-e/best.pt \
+  runs/v2-original/best.pt "${extra[@]}"

@@ -13,20 +13,17 @@ $PY -m training.cli generate --config training/configs/water_ice.yaml --quiet
   $PY -m training.combine data/water-all data/water-sevennet data/water-ice
 GEN1=e6e51c4  # the commit whose water students start the fine-tuning
 mkdir -p runs/gen1
+source training/train_stage.sh
 finetune() {  # student size: fine-tuned on liquid + ice with a high energy weight
-  local student=$1 size=$2 out=runs/$1-e extra=()
+  local student=$1 size=$2
   for ext in pt json; do
     [ -f "runs/gen1/$student.$ext" ] || git show "$GEN1:ase_distill/students/$student.$ext" > "runs/gen1/$student.$ext"
   done
-  [ -f "$out/summary.json" ] && return 0
-  if [ -f "$out/last.pt" ]; then extra+=(--resume)
-  elif [ -f "$out/config.json" ]; then extra+=(--overwrite)  # killed before its first epoch
-  fi
-  $PY -m training.cli train --config training/configs/water_sevennet.yaml --output "$out" \
+  train_stage "runs/$student-e" --config training/configs/water_sevennet.yaml \
     --size "$size" --dataset data/water-all/dataset.xyz --epochs "${EPOCHS:-4}" --threads 1 \
     --set train.init_from="runs/gen1/$student.pt" --set train.energy_weight=1000 \
     --set train.lr=0.0003 --set train.ema_decay=0.995 \
-    --set train.select_metric=energy_mae_mev_per_atom --quiet "${extra[@]}"
+    --set train.select_metric=energy_mae_mev_per_atom
 }
 finetune water-tiny tiny
 finetune water-ultra-tiny ultra-tiny
