@@ -13,6 +13,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student", nargs="+", default=["tiny"], help="shipped names or checkpoints")
     p.add_argument("--teacher", default="gfn2-xtb", help="teacher name (see training.teachers)")
     p.add_argument(
+        "--teacher-device",
+        default=None,
+        help="device of a torch teacher (SevenNet, Orb), e.g. cuda; stored teacher runs are "
+        "shared across devices",
+    )
+    p.add_argument(
         "--structure", nargs="+", default=["aspirin"], help="ASE name, file or smiles:..."
     )
     p.add_argument("--nve-ps", type=float, default=1.0)
@@ -94,7 +100,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     from md_validation.runner import TeacherRunStore
     from md_validation.suite import ValidationSettings, validate
     from training.structures import load_structure
-    from training.teachers import make_teacher
+    from training.teachers import is_torch_teacher, make_teacher
 
     settings = ValidationSettings(
         temperature_K=args.temperature,
@@ -116,7 +122,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.npt_only and not args.npt_structure:
         raise ValueError("--npt-only needs --npt-structure (a periodic box).")
     structures = [load_structure(s) for s in args.structure]
-    teacher = make_teacher(args.teacher).calculator
+    if args.teacher_device and not is_torch_teacher(args.teacher):
+        raise ValueError(
+            f"--teacher-device applies to torch teachers (SevenNet, Orb); {args.teacher} runs on "
+            "the CPU: leave --teacher-device out."
+        )
+    teacher_options = {"device": args.teacher_device} if args.teacher_device else {}
+    teacher = make_teacher(args.teacher, **teacher_options).calculator
     store = TeacherRunStore(args.teacher_runs or Path(args.output) / "teacher_runs")
     if args.teacher_only:
         return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet)

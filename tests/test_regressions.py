@@ -357,6 +357,7 @@ def test_error_onnx_calculator_given_torchscript(tmp_path):
         (["--nve-ps", "-1"], "--nve-ps must be >= 0"),
         (["--relabel-every", "0"], "--relabel-every must be >= 1"),
         (["--npt-only"], "--npt-only needs --npt-structure"),
+        (["--teacher-device", "cuda"], "--teacher-device applies to torch teachers"),
     ],
 )
 def test_error_validate_settings(args, message, capsys):

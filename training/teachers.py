@@ -310,6 +310,12 @@ def _import_path(path: str) -> Callable[..., Calculator]:
     return obj
 
 
+def is_torch_teacher(name: str) -> bool:
+    """Whether a named teacher is a torch model that takes a ``device`` option (SevenNet, Orb)."""
+    key = name.strip().lower()
+    return key in _SEVENNET or (key.startswith("orb") and ":" not in key)
+
+
 def make_teacher(spec: TeacherSpec | str | Calculator, **options: Any) -> Teacher:
     """Build a teacher from a name, an import path, a spec, or an ASE calculator object.
 
