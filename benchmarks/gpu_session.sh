@@ -5,7 +5,9 @@
 #     `ase-distill validate ... --teacher-runs reports/water/teacher_runs_gpu` reuses it here.
 #  2. `original` and 3. `tiny` trained on CHNO-v2 from the shipped students for TRAIN_MINUTES,
 #     then an energy-weighted stage of ENERGY_MINUTES (as training/make_students_v2.sh does on CPU).
-# Results come back as 4 archives in $OUT. Needs .whl/ carried: ase, vesin, sevenn (pretrained
+# Results come back as 4 archives in $OUT: `tar -C runs/gpu2 -xf original-gpu.tar` (and tiny-gpu.tar)
+# gives the runs that training/make_students_v2.sh's held-out report lists;
+# teacher_runs_gpu.tar.xz holds the teacher run for reports/water/teacher_runs/. Needs .whl/ carried: ase, vesin, sevenn (pretrained
 # SevenNet-0 only), braceexpand, matscipy for cp312.
 set -u
 OUT=${OUT:-/tmp/gpu-out}

@@ -23,10 +23,11 @@ STEP_OVERHEAD = 1.15
 def seconds_per_call(teacher: str, structure: str, device: str, calls: int = 20) -> float:
     """Median wall time of one energy+forces(+stress) call of the teacher."""
     from training.structures import load_structure
-    from training.teachers import make_teacher
+    from training.teachers import is_torch_teacher, make_teacher
 
     atoms = load_structure(structure)[1]
-    atoms.calc = make_teacher(teacher, device=device).calculator
+    options = {"device": device} if is_torch_teacher(teacher) else {}
+    atoms.calc = make_teacher(teacher, **options).calculator
     rng = np.random.default_rng(0)
     times = []
     for i in range(calls + 3):  # 3 warm-up calls

@@ -280,3 +280,13 @@ def test_a_finished_report_is_not_overwritten_silently(tmp_path):
     (npt / "density.json").write_text("{}")
     with pytest.raises(ValueError, match="box_water-tiny_npt"):
         check_reports_free([npt], overwrite=False)
+
+
+def test_teacher_run_length_fits_a_time_budget(capsys):
+    """The GPU recipe sizes its teacher run from timed calls (benchmarks/gpu_session.sh)."""
+    from benchmarks.teacher_ps_for_budget import main
+
+    assert main(["emt", "CH4", "--budget-s", "1e6", "--max-ps", "2.5"]) == 0
+    assert capsys.readouterr().out.strip() == "2.5"  # capped by --max-ps
+    assert main(["emt", "CH4", "--budget-s", "1e-6"]) == 0
+    assert capsys.readouterr().out.strip() == "0.0"  # nothing fits: the recipe runs nothing

@@ -61,7 +61,9 @@ wait
 # the report of every stage; runs/onpolicy-ultra-tiny-e comes from training/make_onpolicy.sh
 # and runs/v2-original-gpu from benchmarks/gpu_md_train.sh (a GPU), when they are there
 extra=()
-for run in runs/onpolicy-ultra-tiny-e runs/v2-original-gpu; do
+# GPU stages (benchmarks/gpu_md_train.sh, benchmarks/gpu_session.sh), unpacked into runs/
+for run in runs/onpolicy-ultra-tiny-e runs/v2-original-gpu runs/gpu2/original-gpu \
+  runs/gpu2/original-gpu-e runs/gpu2/tiny-gpu runs/gpu2/tiny-gpu-e; do
   [ -f "$run/best.pt" ] && extra+=("$run/best.pt")
 done
 $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout.json \
