@@ -272,7 +272,11 @@ class DistilledCalculator(Calculator):
             cell = torch.eye(3, dtype=g.cell.dtype, device=g.cell.device)
         outputs = package(g.positions, g.numbers, cell, g.edge_index, shifts)
         energies, forces = outputs[1], outputs[2]
-        energy = torch.zeros(g.n_structures, dtype=energies.dtype).index_add_(0, g.batch, energies)
+        if g.n_structures == 1:
+            energy = outputs[0].reshape(1)  # the package's own total
+        else:
+            energy = torch.zeros(g.n_structures, dtype=energies.dtype)
+            energy = energy.index_add_(0, g.batch, energies)
         out = {"energy": energy, "energies": energies, "forces": forces}
         if want_stress:
             out["stress"] = outputs[3][None]

@@ -111,5 +111,7 @@ def neighbor_list(
             f"{min_distance} A the model accepts; check the structure (overlapping atoms, wrong "
             "units, or an MD run that has blown up)."
         )
+    if not any(pbc) and len(positions) <= SMALL_MOLECULE:
+        return i, j, shifts  # np.nonzero of the distance matrix: already sorted by i, then j
     order = np.lexsort((j, i))
     return i[order], j[order], shifts[order]
