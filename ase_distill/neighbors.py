@@ -95,7 +95,8 @@ def neighbor_list(
     check_cell(atoms)
     positions = np.ascontiguousarray(atoms.positions, dtype=np.float64)
     pbc = [bool(p) for p in atoms.pbc]
-    if not any(pbc) and len(positions) <= SMALL_MOLECULE:
+    small_molecule = not any(pbc) and len(positions) <= SMALL_MOLECULE
+    if small_molecule:
         i, j, shifts, d = _all_pairs(positions, cutoff)
     else:
         i, j, shifts, d = NeighborList(cutoff=float(cutoff), full_list=True).compute(
@@ -111,7 +112,7 @@ def neighbor_list(
             f"{min_distance} A the model accepts; check the structure (overlapping atoms, wrong "
             "units, or an MD run that has blown up)."
         )
-    if not any(pbc) and len(positions) <= SMALL_MOLECULE:
+    if small_molecule:
         return i, j, shifts  # np.nonzero of the distance matrix: already sorted by i, then j
     order = np.lexsort((j, i))
     return i[order], j[order], shifts[order]
