@@ -41,6 +41,13 @@ tiny() {  # the shipped tiny is v2-tiny; its energy stage was stopped unfinished
     stage v2-tiny-more tiny runs/v2-tiny-e/best.pt 3 1000 0.0002
     energy_stage v2-tiny-more tiny 1 600
   fi
+  if [ -n "${TINY_CPU3:-}" ]; then  # from the H200-trained tiny: 2 CPU threads, then its energy stage
+    stage v3-tiny-cpu tiny runs/gpu2/tiny-gpu-e/best.pt 1000 500 0.00015 --set train.batch_size=32 \
+      --set train.time_budget_minutes="${TINY_CPU3_MINUTES:-80}"
+    stage v3-tiny-cpu-e tiny runs/v3-tiny-cpu/best.pt 1000 300 0.0001 --set train.batch_size=32 \
+      --set train.energy_weight=500 --set train.select_metric=energy_mae_mev_per_atom \
+      --set train.time_budget_minutes="${TINY_CPU3_ENERGY_MINUTES:-15}"
+  fi
   return 0
 }
 small_and_large() {
@@ -63,7 +70,7 @@ wait
 extra=()
 # GPU stages (benchmarks/gpu_md_train.sh, benchmarks/gpu_session.sh), unpacked into runs/
 for run in runs/onpolicy-ultra-tiny-e runs/v2-original-gpu runs/gpu2/original-gpu \
-  runs/gpu2/original-gpu-e runs/gpu2/tiny-gpu runs/gpu2/tiny-gpu-e; do
+  runs/gpu2/original-gpu-e runs/gpu2/tiny-gpu runs/gpu2/tiny-gpu-e runs/v3-tiny-cpu runs/v3-tiny-cpu-e; do
   [ -f "$run/best.pt" ] && extra+=("$run/best.pt")
 done
 $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout.json \
