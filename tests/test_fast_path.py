@@ -5,7 +5,7 @@ import pytest
 import torch
 from ase.build import molecule
 
-from ase_distill import DistilledCalculator, StudentModel, memory, size_config
+from ase_distill import DistilledCalculator, StudentModel, atoms_to_graph, memory, size_config
 from ase_distill import compiled as compiled_mod
 from ase_distill.model import receiver_chunks
 from ase_distill.testing import randomize_readout
@@ -49,6 +49,20 @@ def test_compiled_package_is_reused_across_calculators(monkeypatch):
     monkeypatch.setattr(compiled_mod, "build_package", refuse)
     second = DistilledCalculator("tiny", fast=True).get_forces(atoms)
     np.testing.assert_allclose(first, second, atol=1e-5)  # float32; threads may reorder sums
+
+
+def test_package_outputs_survive_the_next_call():
+    """Packages plan each call's memory as one pool: tensors returned stay valid afterwards."""
+    atoms = molecule("CH3CH2OH")
+    calc = DistilledCalculator("tiny", fast=True)
+    graph = atoms_to_graph(atoms, calc.cutoff, calc.species, dtype=calc.dtype)
+    first = calc.compiled_call(graph)
+    kept = {key: value.clone() for key, value in first.items()}
+    graph.positions = graph.positions * 1.01
+    second = calc.compiled_call(graph)
+    assert not torch.equal(second["forces"], kept["forces"])
+    for key, value in kept.items():
+        assert torch.equal(first[key], value), key
 
 
 def test_cache_key_changes_with_weights_dtype_and_stress():
