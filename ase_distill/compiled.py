@@ -18,9 +18,10 @@ float64), 2x faster compilation (31 vs 70 s) and about 5 % less time per call (m
 the alternatives max-autotune GEMMs and 256-bit vectors, which did not help on this CPU).
 ``memory_planning`` gives each call one pooled allocation for all its intermediate tensors
 instead of dozens: glibc served the float64 package's larger buffers (over 128 KB each on a
-24-atom molecule) from freshly faulted pages on every call, ~1,000 page faults per call; pooled,
-3 faults, and the float64 call on caffeine fell from 5.9 to 2.7 ms (float32: 1.0 -> 0.85 ms;
-one thread, both measured under the same load). All three are applied only while compiling.
+24-atom molecule) from freshly mapped, zeroed pages on every call, ~1,100 minor page faults per
+calculator step (``benchmarks/page_faults.py``); pooled, none, and ``DistilledCalculator("tiny")`` on caffeine went from 5.2 to
+3.1 ms per call (``benchmarks/results/small_large.json``). The float32 package's buffers were
+small enough not to fault; its time is unchanged. These options apply only while compiling.
 """
 
 from __future__ import annotations

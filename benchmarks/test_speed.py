@@ -7,6 +7,7 @@ Ratios (speed-ups) are computed by `benchmarks/report.py` from the JSON this run
 import os
 import resource
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -43,8 +44,16 @@ def system(name):
     return _cache[name]
 
 
-def _rounds(n_atoms):
-    return 10 if n_atoms < 200 else 3 if n_atoms < 2000 else 1
+def _rounds(n_atoms: int, seconds_per_call: float | None = None) -> int:
+    """Rounds for one benchmark: with a measured call time, about 2 s of calls (at most 500).
+
+    Why: ten rounds of a 1 ms call left the median to a few cold or disturbed calls (a median of
+    1.8 ms in a run whose fastest call took 1.3 ms); 2 s of calls give a stable median.
+    """
+    floor = 10 if n_atoms < 200 else 3 if n_atoms < 2000 else 1
+    if seconds_per_call is None:
+        return floor
+    return max(floor, min(500, int(2.0 / max(seconds_per_call, 1e-6))))
 
 
 def _rss_mb() -> float:
@@ -80,8 +89,10 @@ def _run(benchmark, calc, atoms, label):
         return calc.results["forces"]
 
     call()  # warm-up (graph building, lazy init, compilation)
+    start = time.perf_counter()
     extra = peak_extra_mb(call)
-    forces = benchmark.pedantic(call, rounds=_rounds(len(atoms)), iterations=1)
+    rounds = _rounds(len(atoms), time.perf_counter() - start)
+    forces = benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=min(rounds, 20))
     assert np.isfinite(forces).all()
     benchmark.extra_info.update(
         {
