@@ -19,9 +19,10 @@ the alternatives max-autotune GEMMs and 256-bit vectors, which did not help on t
 ``memory_planning`` gives each call one pooled allocation for all its intermediate tensors
 instead of dozens: glibc served the float64 package's larger buffers (over 128 KB each on a
 24-atom molecule) from freshly mapped, zeroed pages on every call, ~1,100 minor page faults per
-calculator step (``benchmarks/page_faults.py``); pooled, none, and ``DistilledCalculator("tiny")`` on caffeine went from 5.2 to
-3.1 ms per call (``benchmarks/results/small_large.json``). The float32 package's buffers were
-small enough not to fault; its time is unchanged. These options apply only while compiling.
+calculator step (``benchmarks/page_faults.py``); pooled, none, and ``DistilledCalculator("tiny")``
+on caffeine went from 5.2 to 3.1 ms per call (``benchmarks/results/small_large.json``). The
+float32 package's buffers were small enough not to fault; its time is unchanged. These options
+apply only while compiling.
 """
 
 from __future__ import annotations
