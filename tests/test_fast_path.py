@@ -180,3 +180,34 @@ def test_gpu_chunks_are_larger_and_start_later():
     assert gpu / cpu == pytest.approx(memory.GPU_CHUNK_BYTES / memory.CHUNK_BYTES, rel=1e-3)
     above = memory.default_chunk_above(46, 3, torch.float32, "cuda")
     assert above / memory.default_chunk_above(46, 3, torch.float32) == pytest.approx(16, rel=1e-3)
+
+
+def test_radial_linear_is_linear_to_second_order():
+    """The radial matmul's own backward (transposed GEMM) gives linear's values and derivatives.
+
+    gradgradcheck covers force training, which differentiates the force backward again.
+    """
+    from ase_distill.model import radial_linear
+
+    gen = torch.Generator().manual_seed(0)
+    args = [
+        torch.randn(*shape, generator=gen, dtype=torch.float64) for shape in ((7, 5), (9, 5), (9,))
+    ]
+    args = [a.requires_grad_() for a in args]
+    assert torch.autograd.gradcheck(radial_linear, args)
+    assert torch.autograd.gradgradcheck(radial_linear, args)
+    grad = torch.randn(7, 9, generator=gen, dtype=torch.float64)
+    ours = torch.autograd.grad(radial_linear(*args), args, grad)
+    reference = torch.autograd.grad(torch.nn.functional.linear(*args), args, grad)
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)  # float64: rounding only
+
+
+def test_gcc_inline_params_apply_only_while_compiling():
+    from torch._inductor import cpp_builder
+
+    original = cpp_builder._get_optimization_cflags
+    with compiled_mod._gcc_inline_params():
+        cflags, _ = cpp_builder._get_optimization_cflags("g++")
+    assert cpp_builder._get_optimization_cflags is original
+    assert [f"-{flag}" for flag in cflags[-2:]] == list(compiled_mod.GCC_INLINE_PARAMS)
