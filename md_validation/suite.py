@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ from md_validation.runner import (
     TeacherRunStore,
     initial_velocities,
     run_md,
+    truncated,
+    write_frames,
 )
 
 #: Verdict thresholds (the project's goals; see the MD validation issue).
@@ -208,18 +209,36 @@ def _teacher_run(
     store: TeacherRunStore | None,
     progress: bool,
 ) -> MDResult:
-    """The teacher's run: from the in-process cache, the on-disk store, or computed now."""
+    """The teacher's run: from the in-process cache, the on-disk store, or computed now.
+
+    A longer stored run of the same lineage gives its first steps; a shorter (or interrupted)
+    one is continued, saved every few minutes while it runs.
+    """
     if cache is not None and kind in cache:
         return cache[kind]
-    key = TeacherRunStore.key(start, md, label)
-    res = store.load(key) if store is not None else None
-    if res is not None:  # the report folder keeps its own copy of the trajectory
-        shutil.copyfile(res.trajectory, traj)
+    stored = store.longest(start, md, label) if store is not None else None
+    if stored is not None and (stored.steps_done >= md.steps or stored.failure):
+        res = truncated(stored, md.steps)
+        write_frames(traj, res.frames)  # the report folder keeps its own copy
         res.trajectory = str(traj)
     else:
-        res = run_md(start, calc, md, f"{label} {md.ensemble}", traj, progress)
-        if store is not None and not res.aborted:
-            store.save(key, res)
+        checkpoint = None
+        if store is not None:
+            key, line = (
+                TeacherRunStore.key(start, md, label),
+                TeacherRunStore.lineage(start, md, label),
+            )
+
+            def checkpoint(r: MDResult) -> None:
+                store.save(key, r, line, label)
+
+        res = run_md(
+            start, calc, md, f"{label} {md.ensemble}", traj, progress,
+            previous=stored, checkpoint=checkpoint,
+        )  # fmt: skip
+        continued = Path(stored.trajectory).stem if stored is not None else None
+        if store is not None and not res.aborted and continued not in (None, key):
+            store.remove(continued)  # the new run starts with it
     if cache is not None and not res.aborted:
         cache[kind] = res
     return res

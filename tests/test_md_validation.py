@@ -222,6 +222,81 @@ def test_teacher_runs_stored_on_disk_and_shorter(cu13, tmp_path):
     assert again["runs"]["nvt"]["t"] == m["runs"]["nvt"]["t"]
 
 
+def test_stored_teacher_run_is_continued_and_serves_shorter_runs(cu13, tmp_path):
+    from md_validation.runner import TeacherRunStore
+
+    def settings(teacher_ps):
+        return ValidationSettings(
+            nve_ps=0.0, nvt_ps=0.04, timestep_fs=1.0, interval=5, teacher_nvt_ps=teacher_ps
+        )
+
+    store = TeacherRunStore(tmp_path / "store")
+    first = validate(cu13, EMT(), EMT(), settings(0.02), tmp_path / "a", "s", "t", "cu13", False,
+                     teacher_store=store)  # fmt: skip
+    teacher = FailingCalc(10_000)
+    longer = validate(cu13, EMT(), teacher, settings(0.04), tmp_path / "b", "s", "t", "cu13",
+                      False, teacher_store=store)  # fmt: skip
+    assert longer["runs"]["nvt"]["t"]["steps_done"] == 40
+    # 20 new steps (one force call each, ASE reuses the last frame's) plus relabelling
+    assert 20 <= teacher.calls <= 20 + 5
+    assert len(list((tmp_path / "store").glob("*.traj"))) == 1  # the 20-step run was its prefix
+    shorter_teacher = FailingCalc(10_000)
+    shorter = validate(cu13, EMT(), shorter_teacher, settings(0.02), tmp_path / "c", "s", "t",
+                       "cu13", False, teacher_store=store)  # fmt: skip
+    assert shorter["runs"]["nvt"]["t"]["steps_done"] == 20 and shorter_teacher.calls <= 5
+    head = read(tmp_path / "a" / "nvt_t.traj", ":")
+    np.testing.assert_array_equal(
+        [a.positions for a in read(tmp_path / "b" / "nvt_t.traj", ":5")],
+        [a.positions for a in head],
+    )
+    assert first["runs"]["nvt"]["t"]["steps_done"] == 20
+
+
+def test_killed_teacher_run_resumes_from_its_checkpoint(cu13, tmp_path):
+    from md_validation.runner import TeacherRunStore
+
+    store = TeacherRunStore(tmp_path)
+    start = initial_velocities(cu13, 300.0, 0)
+    md = MDSettings("langevin", 300.0, 1.0, steps=30, interval=5)
+    key, line = store.key(start, md, "t"), store.lineage(start, md, "t")
+
+    def save(r):
+        store.save(key, r, line, "t")
+
+    killed = run_md(start, FailingCalc(12), md, "t", progress=False, checkpoint=save,
+                    checkpoint_every_s=0.0)  # fmt: skip
+    assert killed.aborted and 0 < store.longest(start, md, "t").steps_done < 30
+    resumed = run_md(start, EMT(), md, "t", progress=False, previous=store.longest(start, md, "t"),
+                     checkpoint=save)  # fmt: skip
+    assert resumed.steps_done == 30 and len(resumed.frames) == 7
+    assert resumed.time_ps == [0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03]
+    assert store.longest(start, md, "t").steps_done == 30
+
+
+def test_runs_stored_before_lineages_are_found(cu13, tmp_path):
+    from md_validation.runner import TeacherRunStore
+
+    store = TeacherRunStore(tmp_path)
+    start = initial_velocities(cu13, 300.0, 0)
+    md = MDSettings("nve", 300.0, 1.0, steps=10, interval=5)
+    res = run_md(start, EMT(), md, "t nve", progress=False)
+    store.save(store.key(start, md, "t"), res, "ignored", "t")
+    meta_path = next(tmp_path.glob("*.json"))
+    meta = json.loads(meta_path.read_text())
+    del meta["lineage"], meta["teacher"]  # the format of the first stored runs
+    meta_path.write_text(json.dumps(meta))
+    longer = MDSettings("nve", 300.0, 1.0, steps=20, interval=5)
+    assert store.longest(start, longer, "t").steps_done == 10
+
+
+def test_a_failed_stored_run_is_not_continued(cu13):
+    from md_validation.runner import MDResult
+
+    failed = MDResult("t nve", MDSettings(steps=10), 13, failure="bond 0-1 deviates")
+    with pytest.raises(ValueError, match="cannot be continued"):
+        run_md(cu13, EMT(), MDSettings(steps=20), "t", progress=False, previous=failed)
+
+
 def test_npt_density_of_a_periodic_box(tmp_path):
     from md_validation.density import density, npt_density
 
