@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One prepared call on a lent GPU (device tool), three jobs sharing it:
-#  1. SevenNet-0 NVT of the 32-water box at 300 K, as long as TEACHER_BUDGET_S allows (at most
-#     10 ps), stored as a reusable teacher run: the equilibrated reference of the water RDF.
-#     `ase-distill validate ... --teacher-runs reports/water/teacher_runs_gpu` reuses it here.
+#  1. SevenNet-0 NVT of the 32-water box at 300 K: the stored run in reports/water/teacher_runs
+#     continued by as much as TEACHER_BUDGET_S allows (at most 10 ps more): the equilibrated
+#     reference of the water RDF. Back here: `rm -r reports/water/teacher_runs && tar -C /tmp
+#     -xJf teacher_runs_gpu.tar.xz && mv /tmp/teacher_runs_gpu reports/water/teacher_runs`.
 #  2. `original` and 3. `tiny` trained on CHNO-v2 from the shipped students for TRAIN_MINUTES,
 #     then an energy-weighted stage of ENERGY_MINUTES (as training/make_students_v2.sh does on CPU).
 # Results come back as 4 archives in $OUT: `tar -C runs/gpu2 -xf original-gpu.tar` (and tiny-gpu.tar)
@@ -33,7 +34,12 @@ teacher() {
   [ -n "$ps" ] || ps=$($PY -m benchmarks.teacher_ps_for_budget sevennet-0 \
     reports/water/box32_start.xyz --device "$DEVICE" --budget-s "$TEACHER_BUDGET_S" --max-ps 10) \
     || return 1
-  echo "teacher NVT: $ps ps (started at $((SECONDS - t0)) s)"
+  rm -rf /tmp/teacher_runs_gpu && cp -r reports/water/teacher_runs /tmp/teacher_runs_gpu
+  local stored  # ps already stored: the run continues from its last frame
+  stored=$($PY -c "import glob, json; print(max([json.load(open(f))['steps_done'] * 0.5e-3
+    for f in glob.glob('/tmp/teacher_runs_gpu/*.json')] + [0.0]))")
+  ps=$($PY -c "print(round($stored + $ps, 3))")
+  echo "teacher NVT: $stored ps stored, continued to $ps ps (started at $((SECONDS - t0)) s)"
   $PY -m training.cli validate --teacher sevennet-0 --teacher-device "$DEVICE" \
     --structure reports/water/box32_start.xyz --temperature 300 --nvt-ps 20 --nve-ps 10 \
     --teacher-nve-ps 0 --teacher-nvt-ps "$ps" --relabel-every 40 \
