@@ -50,6 +50,14 @@ tiny() {  # the shipped tiny is v2-tiny; its energy stage was stopped unfinished
   fi
   return 0
 }
+ultra_tiny_cpu3() {  # from the shipped (on-policy) ultra-tiny: one CPU thread, then its energy stage
+  stage v3-ultra-tiny-cpu ultra-tiny runs/onpolicy-ultra-tiny-e/best.pt 1000 500 0.0003 \
+    --set train.batch_size=32 --set train.time_budget_minutes="${ULTRA_CPU3_MINUTES:-55}"
+  stage v3-ultra-tiny-cpu-e ultra-tiny runs/v3-ultra-tiny-cpu/best.pt 1000 300 0.0001 \
+    --set train.batch_size=32 --set train.energy_weight=500 \
+    --set train.select_metric=energy_mae_mev_per_atom \
+    --set train.time_budget_minutes="${ULTRA_CPU3_ENERGY_MINUTES:-12}"
+}
 small_and_large() {
   stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001
   stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001 --set train.refit_reference=true
@@ -60,6 +68,8 @@ small_and_large() {
 }
 # ONLY=tiny or ONLY=small_and_large runs one branch (e.g. to restart it with other epochs)
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = tiny ]; then tiny >> runs/v2-tiny.log 2>&1 & fi
+# ONLY=ultra_tiny_cpu3 (not part of a full run): ultra-tiny's CPU stages of the fourth session
+if [ "${ONLY:-}" = ultra_tiny_cpu3 ]; then ultra_tiny_cpu3 >> runs/v3-ultra-tiny.log 2>&1 & fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = small_and_large ]; then
   small_and_large >> runs/v2-small-large.log 2>&1 &
 fi
