@@ -80,7 +80,8 @@ wait
 extra=()
 # GPU stages (benchmarks/gpu_md_train.sh, benchmarks/gpu_session.sh), unpacked into runs/
 for run in runs/onpolicy-ultra-tiny-e runs/v2-original-gpu runs/gpu2/original-gpu \
-  runs/gpu2/original-gpu-e runs/gpu2/tiny-gpu runs/gpu2/tiny-gpu-e runs/v3-tiny-cpu runs/v3-tiny-cpu-e; do
+  runs/gpu2/original-gpu-e runs/gpu2/tiny-gpu runs/gpu2/tiny-gpu-e runs/v3-tiny-cpu runs/v3-tiny-cpu-e \
+  runs/v3-ultra-tiny-cpu runs/v3-ultra-tiny-cpu-e; do
   [ -f "$run/best.pt" ] && extra+=("$run/best.pt")
 done
 $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout.json \
