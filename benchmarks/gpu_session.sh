@@ -36,8 +36,8 @@ teacher() {
     || return 1
   rm -rf /tmp/teacher_runs_gpu && cp -r reports/water/teacher_runs /tmp/teacher_runs_gpu
   local stored  # ps already stored: the run continues from its last frame
-  stored=$($PY -c "import glob, json; print(max([json.load(open(f))['steps_done'] * 0.5e-3
-    for f in glob.glob('/tmp/teacher_runs_gpu/*.json')] + [0.0]))")
+  stored=$($PY -c "import glob, json; runs = [json.load(open(f)) for f in glob.glob(
+    '/tmp/teacher_runs_gpu/*.json')]; print(max([r['time_ps'][-1] for r in runs] + [0.0]))")
   ps=$($PY -c "print(round($stored + $ps, 3))")
   echo "teacher NVT: $stored ps stored, continued to $ps ps (started at $((SECONDS - t0)) s)"
   $PY -m training.cli validate --teacher sevennet-0 --teacher-device "$DEVICE" \

@@ -162,9 +162,7 @@ def _start_or_continue(
             f"The stored run {previous.label!r} ended early ({reason}); it cannot be continued. "
             "Delete it from the teacher-run folder to run it again."
         )
-    res = copy.copy(previous)
-    for name in ("time_ps", "epot", "ekin", "temperature", "frames"):
-        setattr(res, name, list(getattr(previous, name)))
+    res = _with_series(previous, len(previous.frames))
     res.settings = settings
     res.label = label
     atoms = previous.frames[-1].copy()
@@ -172,14 +170,20 @@ def _start_or_continue(
     return res, atoms, rng
 
 
+def _with_series(res: MDResult, n: int) -> MDResult:
+    """A shallow copy of ``res`` with fresh lists of its first ``n`` records (``res`` unchanged)."""
+    out = copy.copy(res)
+    for name in ("time_ps", "epot", "ekin", "temperature", "frames"):
+        setattr(out, name, list(getattr(res, name))[:n])
+    return out
+
+
 def truncated(res: MDResult, steps: int) -> MDResult:
     """The first ``steps`` steps of ``res`` (a longer stored run serving a shorter request)."""
     if steps >= res.steps_done:
         return res
     n = sum(1 for t in res.time_ps if t <= steps * res.settings.timestep_fs / 1000.0 + 1e-12)
-    out = copy.copy(res)
-    for name in ("time_ps", "epot", "ekin", "temperature", "frames"):
-        setattr(out, name, list(getattr(res, name))[:n])
+    out = _with_series(res, n)
     out.steps_done = steps
     out.settings = replace(res.settings, steps=steps)
     out.seconds = res.seconds * steps / res.steps_done
