@@ -27,3 +27,20 @@ finetune() {  # student size: fine-tuned on liquid + ice with a high energy weig
 }
 finetune water-tiny tiny
 finetune water-ultra-tiny ultra-tiny
+
+# Third generation (issue 12, RDF): the data above never held SevenNet-0's own equilibrated
+# liquid, and the second water-tiny over-structured in 20 ps of NVT (RDF h 0.048). Its own
+# liquid (16 boxes, 2.25 ps each at 280-340 K, a frame every 62.5 fs after 0.5 ps) gets
+# SevenNet-0 labels (training/water_onpolicy.py) and joins the data; water-tiny is fine-tuned
+# on the union from the second generation.
+[ -f data/water-onpolicy/summary.json ] || \
+  $PY -m training.water_onpolicy runs/water-tiny-e/best.pt data/water-all/dataset.xyz \
+    data/water-onpolicy --boxes 16 --ps 2.25 --discard-ps 0.5 --interval 125 \
+    --temperatures 280 300 320 340
+[ -f data/water-all-op/dataset.xyz ] || \
+  $PY -m training.combine data/water-all-op data/water-all data/water-onpolicy
+train_stage runs/water-tiny-op --config training/configs/water_sevennet.yaml \
+  --size tiny --dataset data/water-all-op/dataset.xyz --epochs "${OP_EPOCHS:-3}" --threads 1 \
+  --set train.init_from=runs/water-tiny-e/best.pt --set train.energy_weight=1000 \
+  --set train.lr=0.0003 --set train.ema_decay=0.995 \
+  --set train.select_metric=energy_mae_mev_per_atom
