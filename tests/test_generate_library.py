@@ -129,6 +129,9 @@ def test_combine_keeps_splits_and_refuses_other_teachers(generated, tmp_path):
     both = combine(tmp_path / "both", [config.output, config.output])
     assert both["frames"] == 2 * len(frames)
     assert both["splits"]["test_molecule"] == 2 * summary["splits"]["test_molecule"]
+    again = combine(tmp_path / "again", [tmp_path / "both", config.output])  # a combination
+    assert again["frames"] == 3 * len(frames)
+    assert str(config.output) in again["parts"][str(tmp_path / "both")]["config"]  # its parts
     other = tmp_path / "other"
     other.mkdir()
     (other / "dataset.xyz").write_bytes((Path(config.output) / "dataset.xyz").read_bytes())

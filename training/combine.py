@@ -44,9 +44,11 @@ def combine(out: str | Path, parts: list[str | Path]) -> dict[str, Any]:
         "holdout_molecules": sorted({m for s in summaries for m in s["holdout_molecules"]}),
         "elements": sorted({z for s in summaries for z in s["elements"]}),
         "teacher": summaries[0]["teacher"],
+        # a part that is itself a combination records its parts instead of one config
         "parts": {
-            str(p): {"frames": s["frames"], "config": s["config"]} for p, s in zip(parts, summaries)
-        },  # fmt: skip
+            str(p): {"frames": s["frames"], "config": s.get("config", s.get("parts"))}
+            for p, s in zip(parts, summaries)
+        },
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
