@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,41 @@ def relabel(
     return record, (pf, rf, nu)
 
 
+def ensemble_energy_gap(
+    student: Calculator,
+    teacher_run: MDResult,
+    student_run: MDResult,
+    teacher: Calculator,
+    every: int,
+    discard_ps: float,
+) -> dict[str, float]:
+    """How much lower the student rates its own NVT ensemble than the teacher's, in meV/atom.
+
+    ``gap = <E_s - E_t>_teacher frames - <E_s - E_t>_student frames`` (per atom, frames after
+    ``discard_ps``, every ``every``-th). A constant energy offset cancels; a positive gap means
+    the student puts the teacher's configurations higher, relative to its own, than the teacher
+    does, so its MD favours its own structure (a gap of a few kT per box shifts the RDF). Force
+    errors along one trajectory cannot show this: it is a difference between two ensembles.
+    Teacher frames cost one student call each (the teacher energies are in its run), student
+    frames one teacher call each.
+    """
+
+    def offsets(run: MDResult, reference: Callable[[int], float]) -> np.ndarray:
+        kept = [i for i, t in enumerate(run.time_ps) if t >= discard_ps][::every]
+        return np.array([(_labels(student, run.frames[i])[0] - reference(i)) for i in kept])
+
+    n = teacher_run.n_atoms
+    on_teacher = offsets(teacher_run, lambda i: teacher_run.epot[i]) / n
+    on_student = offsets(student_run, lambda i: _labels(teacher, student_run.frames[i])[0]) / n
+    return {
+        "gap_mev_per_atom": float((on_teacher.mean() - on_student.mean()) * 1000),
+        "offset_on_teacher_frames_mev_per_atom": float(on_teacher.mean() * 1000),
+        "offset_on_student_frames_mev_per_atom": float(on_student.mean() * 1000),
+        "teacher_frames": len(on_teacher),
+        "student_frames": len(on_student),
+    }
+
+
 def stress_errors(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
     """Stress MAE and pressure MAE / mean error in GPa (Voigt stresses in eV/A^3)."""
     gpa = 1.0 / units.GPa
@@ -498,6 +534,11 @@ def validate(
             f"RMSE {f['force_rmse']:.3f} eV/A"
         )
         figures["force_analysis"] = plots.force_analysis(*pairs, out / "force_analysis.png", title)
+    if "nvt" in runs and teacher_name in runs["nvt"]:
+        metrics["ensemble_energy_gap"] = ensemble_energy_gap(
+            student, runs["nvt"][teacher_name], runs["nvt"][student_name], teacher,
+            settings.relabel_every, settings.discard_ps,
+        )  # fmt: skip
     nvt_md = dict(plans[student_name]).get("nvt")
     figures.update(series_figures(runs, nvt_md.temperature_K if nvt_md else 0.0, out))
     metrics["structure_metrics"], structure_figures = structure_analysis(
@@ -548,6 +589,12 @@ def verdict(m: dict[str, Any], student: str) -> str:
     if "h_error" in m.get("structure_metrics", {}):
         h = m["structure_metrics"]["h_error"]
         parts.append(f"Structure error h = {h:.3f} vs the teacher.")
+    if "ensemble_energy_gap" in m:
+        gap = m["ensemble_energy_gap"]["gap_mev_per_atom"]
+        parts.append(
+            f"Ensemble energy gap {gap:+.2f} meV/atom (the student rates the teacher's NVT frames "
+            "this much higher, relative to its own, than the teacher does)."
+        )
     if "speed" in m:
         parts.append(f"{m['speed']['speedup']:.1f}x the teacher's MD speed on this machine.")
     return " ".join(parts)

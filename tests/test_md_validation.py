@@ -111,6 +111,7 @@ def test_teacher_as_its_own_student(cu13, tmp_path):
         nve["emt-student"]["drift_mev_per_atom_per_ps"] == nve["emt"]["drift_mev_per_atom_per_ps"]
     )
     assert m["structure_metrics"]["h_error"] == 0.0
+    assert m["ensemble_energy_gap"]["gap_mev_per_atom"] == 0.0
     assert m["structure"] == "cu13"
     for name in m["figures"].values():
         assert (tmp_path / name).stat().st_size > 10_000, name  # a rendered PNG
@@ -365,3 +366,40 @@ def test_teacher_run_length_fits_a_time_budget(capsys):
     assert capsys.readouterr().out.strip() == "2.5"  # capped by --max-ps
     assert main(["emt", "CH4", "--budget-s", "1e-6"]) == 0
     assert capsys.readouterr().out.strip() == "0.0"  # nothing fits: the recipe runs nothing
+
+
+def test_ensemble_energy_gap_ignores_offsets_and_sees_a_bias(cu13):
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from md_validation.suite import ensemble_energy_gap
+
+    class Biased(Calculator):
+        """EMT plus ``offset`` per atom plus ``slope`` times the sum of x coordinates."""
+
+        implemented_properties = ["energy", "forces"]
+
+        def __init__(self, offset, slope):
+            super().__init__()
+            self.offset, self.slope, self.emt = offset, slope, EMT()
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            e = self.emt.get_potential_energy(atoms)
+            f = self.emt.get_forces(atoms).copy()
+            f[:, 0] -= self.slope
+            x = atoms.positions[:, 0].sum()
+            self.results = {"energy": e + self.offset * len(atoms) + self.slope * x, "forces": f}
+
+    md = MDSettings(ensemble="langevin", temperature_K=300, steps=40, interval=4, seed=1)
+    teacher_run = run_md(initial_velocities(cu13, 300, 1), EMT(), md, "teacher")
+    student_run = run_md(initial_velocities(cu13, 300, 2), EMT(), md, "student")
+    offset_only = ensemble_energy_gap(Biased(0.05, 0.0), teacher_run, student_run, EMT(), 1, 0.0)
+    assert offset_only["gap_mev_per_atom"] == pytest.approx(0.0, abs=1e-9)
+    assert offset_only["offset_on_teacher_frames_mev_per_atom"] == pytest.approx(50.0)
+    gap = ensemble_energy_gap(Biased(0.0, 0.01), teacher_run, student_run, EMT(), 1, 0.0)
+
+    def mean_x(run):
+        return np.mean([f.positions[:, 0].sum() for f in run.frames]) * 0.01 / len(cu13) * 1000
+
+    assert gap["gap_mev_per_atom"] == pytest.approx(mean_x(teacher_run) - mean_x(student_run))
+    assert gap["teacher_frames"] == len(teacher_run.frames)
