@@ -8,6 +8,7 @@ energies would not be comparable).
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,7 @@ def combine(out: str | Path, parts: list[str | Path]) -> dict[str, Any]:
     teachers = {json.dumps(s["teacher"], sort_keys=True) for s in summaries}
     if len(teachers) > 1:
         raise ValueError(f"The parts were labelled by different teachers: {sorted(teachers)}.")
-    splits: dict[str, int] = {}
-    for f in frames:
-        splits[f.info["split"]] = splits.get(f.info["split"], 0) + 1
+    splits = dict(Counter(f.info["split"] for f in frames))
     summary = {
         "complete": True,
         "frames": len(frames),

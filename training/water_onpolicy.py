@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     frames = read(explored, index=":", format="extxyz")
     labelled = label(args.teacher, frames, out / "labelled.xyz")
     atomic_write_bytes(out / "dataset.xyz", _frames_bytes(labelled))
-    splits: dict[str, int] = {}
-    for f in labelled:
-        splits[f.info["split"]] = splits.get(f.info["split"], 0) + 1
+    splits = dict(Counter(f.info["split"] for f in labelled))
     summary = {
         "complete": True,
         "frames": len(labelled),
