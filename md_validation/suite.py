@@ -297,7 +297,7 @@ def _labels(calc: Calculator, frame: Atoms) -> tuple[float, np.ndarray, np.ndarr
 
 def relabel(
     frames: list[Atoms], student: Calculator, teacher: Calculator
-) -> tuple[dict[str, Any], tuple[np.ndarray, ...] | None]:
+) -> tuple[dict[str, Any], tuple[np.ndarray, ...] | None, list[float | None]]:
     """Force fidelity of the student on ``frames`` against the teacher.
 
     A frame that either calculator cannot evaluate (an exploded frame on which the teacher's
@@ -305,18 +305,21 @@ def relabel(
     detected instability its report.
 
     Returns:
-        The fidelity record and ``(student forces, teacher forces, numbers)`` for the plot
-        (``None`` when no frame could be relabelled).
+        The fidelity record, ``(student forces, teacher forces, numbers)`` for the plot
+        (``None`` when no frame could be relabelled), and the teacher's energy of every frame
+        (``None`` where it failed), so that later measures need not call the teacher again.
     """
     rows, failures = [], []
+    teacher_energies: list[float | None] = [None] * len(frames)
     for k, frame in enumerate(frames):
         try:
             rows.append((*_labels(student, frame), *_labels(teacher, frame), frame))
+            teacher_energies[k] = float(rows[-1][3])
         except Exception as exc:  # teacher or student cannot evaluate this frame
             failures.append({"frame": k, "error": f"{type(exc).__name__}: {exc}"[:300]})
     record: dict[str, Any] = {"frames_relabelled": len(rows), "relabel_failures": failures}
     if not rows:
-        return record, None
+        return record, None, teacher_energies
     pred_e, pred_f, pred_s, ref_e, ref_f, ref_s, used = zip(*rows)
     pf, rf = np.concatenate(pred_f), np.concatenate(ref_f)
     nu = np.concatenate([f.numbers for f in used])
@@ -327,7 +330,25 @@ def relabel(
     record["relative_energy_mae_mev_per_atom"] = float(np.mean(np.abs(de - de.mean())) * 1000)
     if all(s is not None for s in pred_s):
         record.update(stress_errors(np.array(pred_s), np.array(ref_s)))
-    return record, (pf, rf, nu)
+    return record, (pf, rf, nu), teacher_energies
+
+
+def _nvt_energies(
+    runs: dict[str, dict[str, MDResult]], student: str, every: int, energies: list[float | None]
+) -> dict[int, float]:
+    """Teacher energies :func:`relabel` computed on the student's NVT frames, by frame index.
+
+    ``energies`` follows the relabelled frames: every ``every``-th frame of each run, kinds
+    in the order of ``runs``.
+    """
+    start = 0
+    for kind in runs:
+        count = len(runs[kind][student].frames[::every])
+        if kind == "nvt":
+            chunk = energies[start : start + count]
+            return {k * every: e for k, e in enumerate(chunk) if e is not None}
+        start += count
+    return {}
 
 
 def ensemble_energy_gap(
@@ -337,6 +358,7 @@ def ensemble_energy_gap(
     teacher: Calculator,
     every: int,
     discard_ps: float,
+    known_teacher_energies: dict[int, float] | None = None,
 ) -> dict[str, float]:
     """How much lower the student rates its own NVT ensemble than the teacher's, in meV/atom.
 
@@ -346,8 +368,13 @@ def ensemble_energy_gap(
     does, so its MD favours its own structure (a gap of a few kT per box shifts the RDF). Force
     errors along one trajectory cannot show this: it is a difference between two ensembles.
     Teacher frames cost one student call each (the teacher energies are in its run), student
-    frames one teacher call each.
+    frames one teacher call each, unless ``known_teacher_energies`` (student frame index ->
+    teacher energy, e.g. from :func:`relabel`) already holds it.
     """
+    known = known_teacher_energies or {}
+
+    def teacher_energy(i: int) -> float:
+        return known[i] if i in known else _labels(teacher, student_run.frames[i])[0]
 
     def offsets(run: MDResult, reference: Callable[[int], float]) -> np.ndarray:
         kept = [i for i, t in enumerate(run.time_ps) if t >= discard_ps][::every]
@@ -355,7 +382,7 @@ def ensemble_energy_gap(
 
     n = teacher_run.n_atoms
     on_teacher = offsets(teacher_run, lambda i: teacher_run.epot[i]) / n
-    on_student = offsets(student_run, lambda i: _labels(teacher, student_run.frames[i])[0]) / n
+    on_student = offsets(student_run, teacher_energy) / n
     return {
         "gap_mev_per_atom": float((on_teacher.mean() - on_student.mean()) * 1000),
         "offset_on_teacher_frames_mev_per_atom": float(on_teacher.mean() * 1000),
@@ -522,10 +549,9 @@ def validate(
     metrics["figures"] = {}
     write_outputs(metrics, out)
 
-    sampled = [
-        f for kind in runs for f in runs[kind][student_name].frames[:: settings.relabel_every]
-    ]
-    metrics["force_fidelity"], pairs = relabel(sampled, student, teacher)
+    every = settings.relabel_every
+    sampled = [f for kind in runs for f in runs[kind][student_name].frames[::every]]
+    metrics["force_fidelity"], pairs, teacher_energies = relabel(sampled, student, teacher)
     figures = metrics["figures"]
     if pairs is not None:
         f = metrics["force_fidelity"]
@@ -537,7 +563,7 @@ def validate(
     if "nvt" in runs and teacher_name in runs["nvt"]:
         metrics["ensemble_energy_gap"] = ensemble_energy_gap(
             student, runs["nvt"][teacher_name], runs["nvt"][student_name], teacher,
-            settings.relabel_every, settings.discard_ps,
+            every, settings.discard_ps, _nvt_energies(runs, student_name, every, teacher_energies),
         )  # fmt: skip
     nvt_md = dict(plans[student_name]).get("nvt")
     figures.update(series_figures(runs, nvt_md.temperature_K if nvt_md else 0.0, out))

@@ -403,3 +403,30 @@ def test_ensemble_energy_gap_ignores_offsets_and_sees_a_bias(cu13):
 
     assert gap["gap_mev_per_atom"] == pytest.approx(mean_x(teacher_run) - mean_x(student_run))
     assert gap["teacher_frames"] == len(teacher_run.frames)
+
+    class NeverCalled(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, *args, **kwargs):
+            raise RuntimeError("the teacher energies were already known")
+
+    known = {i: EMT().get_potential_energy(f.copy()) for i, f in enumerate(student_run.frames)}
+    reused = ensemble_energy_gap(
+        Biased(0.0, 0.01), teacher_run, student_run, NeverCalled(), 1, 0.0, known
+    )
+    assert reused["gap_mev_per_atom"] == pytest.approx(gap["gap_mev_per_atom"])
+
+
+def test_nvt_energies_follow_relabel_order():
+    """The gap reuses relabel's teacher energies: NVT frames are found after the NVE ones."""
+    from types import SimpleNamespace
+
+    from md_validation.suite import _nvt_energies
+
+    runs = {
+        "nve": {"s": SimpleNamespace(frames=list(range(5)))},  # relabelled: 0, 2, 4
+        "nvt": {"s": SimpleNamespace(frames=list(range(6)))},  # relabelled: 0, 2, 4
+    }
+    energies = [1.0, 2.0, 3.0, 10.0, None, 30.0]  # the teacher failed on NVT frame 2
+    assert _nvt_energies(runs, "s", 2, energies) == {0: 10.0, 4: 30.0}
+    assert _nvt_energies({"nve": runs["nve"]}, "s", 2, energies[:3]) == {}
