@@ -53,6 +53,10 @@ def test_the_longest_run_is_sampled_after_equilibration_and_labelled(tmp_path, b
     assert frames[0].info[ENERGY_KEY] == pytest.approx(EMT().get_potential_energy(frames[0]))
     with pytest.raises(FileExistsError, match="finished"):
         main(argv)
+    # a run continued later gives the same dataset with --until-ps
+    argv[0] = str(tmp_path / "cut")
+    assert main([*argv, "--until-ps", "0.008"]) == 0
+    assert len(read(tmp_path / "cut" / "dataset.xyz", ":")) == 4
 
 
 def test_a_structure_without_a_stored_run_says_how_to_make_one(tmp_path, box):

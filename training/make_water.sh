@@ -49,3 +49,22 @@ train_stage runs/water-tiny-op --config training/configs/water_sevennet.yaml \
   --set train.init_from=runs/water-tiny-e/best.pt --set train.energy_weight=1000 \
   --set train.lr=0.0003 --set train.ema_decay=0.995 \
   --set train.select_metric=energy_mae_mev_per_atom
+
+# Fourth generation (issue 12, RDF): SevenNet-0's own equilibrated liquid. Teacher NVT at 300 K
+# of training boxes 18 and 20 (TIP3P starts), stored and resumable (`--teacher-only`; about
+# 1.5 s per step on one core, 52 ms on an H200), then every second stored frame (10 fs) after
+# 1 ps labelled again (the stored trajectory keeps positions only), the last fifth of each run
+# in the validation split; water-tiny fine-tuned from the second generation on the union with
+# the on-policy frames, so that both ensembles the ensemble energy gap compares are in the data.
+TL=datasets/water-teacher-liquid
+for box in box_18 box_20; do
+  [ -f data/water-teacher-liquid/summary.json ] || .venv/bin/ase-distill validate \
+    --teacher sevennet-0 --structure "$TL/$box.xyz" --temperature 300 --nvt-ps "${TL_PS:-4}" \
+    --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps "${TL_PS:-4}" --teacher-runs "$TL/runs" \
+    --teacher-only --quiet
+done
+[ -f data/water-teacher-liquid/summary.json ] || \
+  $PY -m training.water_teacher_liquid data/water-teacher-liquid --runs "$TL/runs" \
+    --structures "$TL/box_18.xyz" "$TL/box_20.xyz" --discard-ps 1.0 --every 2
+[ -f data/water-all-tl/dataset.xyz ] || \
+  $PY -m training.combine data/water-all-tl data/water-all-op data/water-teacher-liquid

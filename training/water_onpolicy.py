@@ -135,8 +135,6 @@ def label(teacher_name: str, frames: list[Atoms], path: Path, chunk: int = 25) -
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Explore, label and summarise into ``args.output`` (see the module docstring)."""
-    from training.teachers import make_teacher
-
     out = Path(args.output)
     if (out / "summary.json").is_file():
         raise FileExistsError(f"{out} is finished (summary.json); choose another output folder.")
@@ -161,20 +159,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         (out / "explored_partial.xyz").unlink(missing_ok=True)
     frames = read(explored, index=":", format="extxyz")
     labelled = label(args.teacher, frames, out / "labelled.xyz")
+    summary = write_dataset(out, labelled, args)
+    print(f"on-policy water: {len(labelled)} frames {summary['splits']} -> {out}/dataset.xyz")
+    return summary
+
+
+def write_dataset(
+    out: Path, labelled: list[Atoms], args: argparse.Namespace, **extra: Any
+) -> dict[str, Any]:
+    """``out/dataset.xyz`` and ``out/summary.json`` (the last file: it marks the folder finished).
+
+    The summary has what ``training.combine`` and ``ase-distill train`` read; ``extra`` adds
+    entries before the teacher and the command's arguments.
+    """
+    from training.teachers import make_teacher
+
     atomic_write_bytes(out / "dataset.xyz", _frames_bytes(labelled))
-    splits = dict(Counter(f.info["split"] for f in labelled))
     summary = {
         "complete": True,
         "frames": len(labelled),
-        "splits": splits,
+        "splits": dict(Counter(f.info["split"] for f in labelled)),
+        **extra,
         "molecules": sorted({str(f.info["seed"]) for f in labelled}),
         "holdout_molecules": [],
         "elements": sorted({int(z) for f in labelled for z in f.numbers}),
         "teacher": make_teacher(args.teacher).metadata(),
-        "config": {k: v for k, v in vars(args).items()},
+        "config": dict(vars(args)),
     }
     atomic_write_json(out / "summary.json", summary)
-    print(f"on-policy water: {len(labelled)} frames {splits} -> {out}/dataset.xyz")
     return summary
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,8 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
-from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json
-from training.generate import ENERGY_KEY, _frames_bytes
-from training.water_onpolicy import label
+from training.generate import ENERGY_KEY
+from training.water_onpolicy import label, write_dataset
 
 
 class NoStoredRunError(ValueError):
@@ -81,12 +79,15 @@ def sample(
     discard_ps: float,
     every: int,
     validation_fraction: float,
+    until_ps: float = float("inf"),
 ) -> list[Atoms]:
-    """Frames after ``discard_ps``, every ``every``-th, the last fraction in the validation split.
+    """Frames from ``discard_ps`` to ``until_ps``, every ``every``-th, the last fraction validation.
 
-    Each frame keeps the run's stored energy (``run_energy``) for the check after labelling.
+    ``until_ps`` keeps a dataset the same after its runs are continued. Each frame keeps the
+    run's stored energy (``run_energy``) for the check after labelling.
     """
-    kept = [i for i, t in enumerate(meta["time_ps"]) if t >= discard_ps][::every]
+    times = meta["time_ps"]
+    kept = [i for i, t in enumerate(times) if discard_ps <= t <= until_ps + 1e-9][::every]
     n_validation = int(round(len(kept) * validation_fraction))
     temperature = meta["settings"]["temperature_K"]
     out = []
@@ -108,45 +109,33 @@ def sample(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Sample, label and summarise into ``args.output`` (see the module docstring)."""
-    from training.teachers import make_teacher
-
     out = Path(args.output)
     if (out / "summary.json").is_file():
         raise FileExistsError(f"{out} is finished (summary.json); choose another output folder.")
     frames, runs = [], {}
     for path in map(Path, args.structures):
         meta, trajectory = longest_run(Path(args.runs), read(path))
-        picked = sample(path.stem, meta, trajectory, args.discard_ps, args.every, args.validation)
+        picked = sample(
+            path.stem, meta, trajectory, args.discard_ps, args.every, args.validation, args.until_ps
+        )
         if not picked:
             raise ValueError(
                 f"The stored run of {path} is {meta['time_ps'][-1]:.3f} ps long, no longer than "
                 f"--discard-ps {args.discard_ps}; continue it or lower --discard-ps."
             )
         frames += picked
-        runs[path.stem] = {"ps": meta["time_ps"][-1], "frames": len(picked)}
+        runs[path.stem] = {"ps": min(meta["time_ps"][-1], args.until_ps), "frames": len(picked)}
     out.mkdir(parents=True, exist_ok=True)
     labelled = label(args.teacher, frames, out / "labelled.xyz")
     mismatch = max(abs(f.info[ENERGY_KEY] - f.info["run_energy"]) / len(f) for f in labelled)
     for frame in labelled:
         frame.info.pop("run_energy")
-    atomic_write_bytes(out / "dataset.xyz", _frames_bytes(labelled))
-    splits = dict(Counter(f.info["split"] for f in labelled))
-    summary = {
-        "complete": True,
-        "frames": len(labelled),
-        "splits": splits,
-        "runs": runs,
-        "max_label_vs_run_energy_mev_per_atom": mismatch * 1000,
-        "molecules": sorted(runs),
-        "holdout_molecules": [],
-        "elements": sorted({int(z) for f in labelled for z in f.numbers}),
-        "teacher": make_teacher(args.teacher).metadata(),
-        "config": dict(vars(args)),
-    }
-    atomic_write_json(out / "summary.json", summary)
+    summary = write_dataset(
+        out, labelled, args, runs=runs, max_label_vs_run_energy_mev_per_atom=mismatch * 1000
+    )
     print(
-        f"teacher liquid: {len(labelled)} frames {splits} from {runs}; labels match the runs' "
-        f"energies to {mismatch * 1000:.3f} meV/atom -> {out}/dataset.xyz"
+        f"teacher liquid: {len(labelled)} frames {summary['splits']} from {runs}; labels match "
+        f"the runs' energies to {mismatch * 1000:.3f} meV/atom -> {out}/dataset.xyz"
     )
     return summary
 
@@ -159,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--structures", nargs="+", required=True, help="the runs' start structures")
     p.add_argument("--teacher", default="sevennet-0")
     p.add_argument("--discard-ps", type=float, default=1.0, help="equilibration not sampled")
+    p.add_argument("--until-ps", type=float, default=float("inf"), help="last time sampled")
     p.add_argument("--every", type=int, default=1, help="every n-th stored frame")
     p.add_argument("--validation", type=float, default=0.2, help="last fraction of each run")
     args = p.parse_args(argv)
