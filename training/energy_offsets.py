@@ -1,9 +1,9 @@
 """How a student's energy offset differs between ensembles of teacher-labelled frames.
 
-``python -m training.energy_offsets OUT.json STUDENT [STUDENT ...] --parts NAME=DATASET[:KIND] ...``
+``python -m training.energy_offsets OUT.json STUDENT [STUDENT ...] --parts NAME=DATASET[:SPLIT]``
 writes, for every student and part, the mean and mean absolute student-minus-teacher energy
-per atom (meV/atom), and prints a table. ``KIND`` keeps only frames whose ``kind`` is ``KIND``;
-a part named ``held-out`` keeps only the ``test_molecule`` split.
+per atom (meV/atom), and prints a table. ``SPLIT`` keeps only the frames of that split
+(``validation``, ``test_molecule``, ...).
 
 Why: a constant offset does not move MD, but an offset that differs between two ensembles does.
 The ensemble energy gap of ``ase-distill validate`` measures that from two NVT runs; this is
@@ -19,31 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
 
 from ase_distill.checkpoint import atomic_write_json
 from training.generate import ENERGY_KEY, read_dataset
 
 
 def parse_part(text: str) -> tuple[str, str, str | None]:
-    """``NAME=DATASET[:KIND]`` -> ``(name, dataset, kind)``."""
+    """``NAME=DATASET[:SPLIT]`` -> ``(name, dataset, split)``."""
     if "=" not in text:
-        raise ValueError(f"A part is NAME=DATASET[:KIND], got {text!r}.")
+        raise ValueError(f"A part is NAME=DATASET[:SPLIT], got {text!r}.")
     name, rest = text.split("=", 1)
-    dataset, _, kind = rest.partition(":")
-    return name, dataset, kind or None
+    dataset, _, split = rest.partition(":")
+    return name, dataset, split or None
 
 
-def select(frames: list[Atoms], name: str, kind: str | None) -> list[Atoms]:
-    """The frames of one part (see the module docstring)."""
-    if kind:
-        frames = [f for f in frames if f.info.get("kind") == kind]
-    if name == "held-out":
-        frames = [f for f in frames if f.info.get("split") == "test_molecule"]
-    return frames
-
-
-def offsets(student: str, frames: list[Atoms]) -> np.ndarray:
+def offsets(student: str, frames: list) -> np.ndarray:
     """Student-minus-teacher energy per atom of every frame, in meV/atom (float64, eager)."""
     from ase_distill.calculator import DistilledCalculator
 
@@ -60,8 +50,9 @@ def run(out: str | Path, students: list[str], parts: list[str]) -> dict[str, Any
     """Offsets of every student on every part; written to ``out`` (JSON) and returned."""
     chosen = {}
     for text in parts:
-        name, dataset, kind = parse_part(text)
-        chosen[name] = select(read_dataset(dataset), name, kind)
+        name, dataset, split = parse_part(text)
+        frames = read_dataset(dataset)
+        chosen[name] = [f for f in frames if split in (None, f.info.get("split"))]
         if not chosen[name]:
             raise ValueError(f"Part {text!r} selects no frame.")
     report: dict[str, Any] = {"parts": parts, "students": {}}
@@ -82,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("output", help="JSON file for the numbers")
     p.add_argument("students", nargs="+", help="shipped names or checkpoints")
-    p.add_argument("--parts", nargs="+", required=True, help="NAME=DATASET[:KIND]")
+    p.add_argument("--parts", nargs="+", required=True, help="NAME=DATASET[:SPLIT]")
     args = p.parse_args(argv)
     run(args.output, args.students, args.parts)
     return 0
