@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 from ase_distill.checkpoint import atomic_write_json
 from training.generate import ENERGY_KEY, read_dataset
@@ -33,7 +34,7 @@ def parse_part(text: str) -> tuple[str, str, str | None]:
     return name, dataset, split or None
 
 
-def offsets(student: str, frames: list) -> np.ndarray:
+def offsets(student: str, frames: list[Atoms]) -> np.ndarray:
     """Student-minus-teacher energy per atom of every frame, in meV/atom (float64, eager)."""
     from ase_distill.calculator import DistilledCalculator
 
