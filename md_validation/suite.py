@@ -23,6 +23,7 @@ from md_validation.metrics import (
     drift_ratio,
     energy_drift,
     h_error,
+    molecular_force_fidelity,
     rdf,
     thermostat_stats,
     windowed_h,
@@ -328,6 +329,8 @@ def relabel(
     # relative energies along the trajectory (offset removed): what MD actually sees
     de = (np.array(pred_e) - np.array(ref_e)) / counts
     record["relative_energy_mae_mev_per_atom"] = float(np.mean(np.abs(de - de.mean())) * 1000)
+    if (molecular := molecular_force_fidelity(used, pred_f, ref_f)) is not None:
+        record.update(molecular)
     if all(s is not None for s in pred_s):
         record.update(stress_errors(np.array(pred_s), np.array(ref_s)))
     return record, (pf, rf, nu), teacher_energies
@@ -609,6 +612,12 @@ def verdict(m: dict[str, Any], student: str) -> str:
             f"{f['force_rmse']:.3f} eV/A, mean angle error {f['force_angle_deg']:.1f} deg "
             f"({'meets' if f['force_r2'] >= target else 'below'} this student's R2 target "
             f"{target})."
+        )
+    if f is not None and "molecular_net_force_r2" in f:
+        parts.append(
+            f"Net force on each molecule (the intermolecular force that sets the structure): "
+            f"R2 {f['molecular_net_force_r2']:.3f}, RMSE {f['molecular_net_force_rmse']:.3f} "
+            f"eV/A against {f['teacher_molecular_net_force_rms']:.3f} eV/A rms."
         )
     if f is not None and f.get("relabel_failures"):
         parts.append(f"{len(f['relabel_failures'])} frames could not be relabelled (recorded).")

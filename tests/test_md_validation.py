@@ -430,3 +430,29 @@ def test_nvt_energies_follow_relabel_order():
     energies = [1.0, 2.0, 3.0, 10.0, None, 30.0]  # the teacher failed on NVT frame 2
     assert _nvt_energies(runs, "s", 2, energies) == {0: 10.0, 4: 30.0}
     assert _nvt_energies({"nve": runs["nve"]}, "s", 2, energies[:3]) == {}
+
+
+def test_molecular_net_force_sees_intermolecular_errors():
+    """Two waters: an error that moves one molecule as a whole shows in the net force."""
+    from ase.build import molecule
+
+    from md_validation.metrics import molecular_force_fidelity, molecule_index
+
+    a, b = molecule("H2O"), molecule("H2O")
+    b.translate([3.0, 0.0, 0.0])
+    pair = a + b
+    assert molecule_index(pair).tolist() == [0, 0, 0, 1, 1, 1]
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(6, 3))
+    assert molecular_force_fidelity([pair], [ref], [ref])["molecular_net_force_r2"] == 1.0
+    internal = ref.copy()
+    internal[1] += 0.5  # within molecule 0, compensated inside it
+    internal[2] -= 0.5
+    same = molecular_force_fidelity([pair], [internal], [ref])
+    assert same["molecular_net_force_rmse"] == pytest.approx(0.0, abs=1e-12)
+    shifted = ref.copy()
+    shifted[3:] += 0.2  # molecule 1 pushed as a whole
+    net = molecular_force_fidelity([pair], [shifted], [ref])
+    assert net["molecular_net_force_rmse"] == pytest.approx(np.sqrt(0.6**2 / 2), rel=1e-9)
+    assert net["molecules"] == 2
+    assert molecular_force_fidelity([a], [ref[:3]], [ref[:3]]) is None  # one molecule: no net

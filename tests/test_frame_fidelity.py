@@ -1,4 +1,4 @@
-"""Per-ensemble energy offsets of a student (training/energy_offsets.py)."""
+"""A student on sets of labelled frames (training/frame_fidelity.py)."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 from ase.io import read
 
 from ase_distill.calculator import DistilledCalculator
-from training.energy_offsets import main, parse_part
+from training.frame_fidelity import main, parse_part
 from training.generate import ENERGY_KEY, FORCES_KEY, _frames_bytes
 
 
@@ -31,7 +31,13 @@ def test_offsets_per_part_and_split(tmp_path):
     rows = json.loads(out.read_text())["students"]["water-tiny"]
     assert rows["teacher"]["mean"] == pytest.approx(2.0, abs=1e-6)
     assert rows["own"]["mean"] == pytest.approx(-1.0, abs=1e-6)
-    assert rows["all"] == pytest.approx({"frames": 2, "mean": 0.5, "mae": 1.5}, abs=1e-6)
+    assert {k: rows["all"][k] for k in ("frames", "mean", "mae")} == pytest.approx(
+        {"frames": 2, "mean": 0.5, "mae": 1.5}, abs=1e-6
+    )
+    # the labels are the student's own forces: both fidelities are perfect
+    assert rows["all"]["force_r2"] == pytest.approx(1.0)
+    assert rows["all"]["molecular_net_force_r2"] == pytest.approx(1.0)
+    assert rows["all"]["molecules"] == 2 * 32
     with pytest.raises(ValueError, match="selects no frame"):
         main([str(out), "water-tiny", "--parts", f"held-out={path}:test_molecule"])
 
