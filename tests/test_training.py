@@ -465,3 +465,33 @@ def test_time_budget_ends_the_run_and_the_schedule(emt_dataset, tmp_path):
     assert history[0]["lr"] == config.lr  # the first epoch starts at the top of the schedule
     trainer = Trainer(config, resume=True, progress=False)
     assert trainer.lr_at(trainer.epoch) == pytest.approx(config.min_lr)
+
+
+def test_molecular_force_loss_is_the_error_of_each_molecules_net_force():
+    """Two waters: the extra loss term is the weighted mean squared net-force error."""
+    from ase.build import molecule
+
+    from ase_distill.model import StudentModel, size_config
+    from training.train import collate, loss_fn, prepare
+
+    a, b = molecule("H2O"), molecule("H2O")
+    b.translate([3.0, 0.2, 0.1])
+    pair = a + b
+    rng = np.random.default_rng(0)
+    pair.info["REF_energy"] = -10.0
+    pair.arrays[FORCES_KEY] = rng.normal(size=(6, 3))
+    model = StudentModel(size_config("ultra-tiny", species=(1, 8), cutoff=4.0)).double()
+    samples = prepare([pair], 4.0, (1, 8), molecules=True)
+    assert samples[0].molecules.tolist() == [0, 0, 0, 1, 1, 1]
+    graph, targets = collate(samples, torch.float64)
+
+    def loss(weight):
+        config = TrainConfig(molecular_force_weight=weight)
+        return float(loss_fn(model, graph, targets, config, False)[0].detach())
+
+    _, out = loss_fn(model, graph, targets, TrainConfig(), False)
+    err = (out["forces"] - targets["forces"]).detach().numpy()
+    net = np.stack([err[:3].sum(0), err[3:].sum(0)])
+    assert loss(2.0) - loss(0.0) == pytest.approx(2.0 * np.sum(net**2) / 6, rel=1e-9)
+    _, plain = collate(prepare([pair], 4.0, (1, 8)), torch.float64)
+    assert "molecule" not in plain  # without molecules the term is never computed

@@ -232,6 +232,9 @@ class TrainConfig(Checked):
     energy_weight: float = option(1.0, NON_NEGATIVE)
     forces_weight: float = option(10.0, NON_NEGATIVE)
     stress_weight: float = option(1.0, NON_NEGATIVE)
+    # weight of the net force on each molecule (the intermolecular force that sets a molecular
+    # liquid's structure, a small part of each atom's force); 0: not computed
+    molecular_force_weight: float = option(0.0, NON_NEGATIVE)
     ema_decay: float = option(0.995, FRACTION)
     grad_clip: float = option(10.0, POSITIVE)
     patience: int = option(30, AT_LEAST_ONE)

@@ -31,6 +31,7 @@ from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json, save_c
 from ase_distill.graph import AtomsGraph, StructureGraph, batch_graphs, structure_graph
 from ase_distill.metrics import fidelity_report
 from ase_distill.model import ConservativePotential, StudentModel, size_config
+from md_validation.metrics import molecule_index
 from training.config import ConfigError, TrainConfig, to_dict
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md
@@ -56,6 +57,7 @@ class Sample:
     stress: np.ndarray | None  # (3, 3) or None
     index: int  # frame number in dataset.xyz
     origin: str  # seed molecule and generation task, for error messages
+    molecules: np.ndarray | None = None  # molecule of every atom (molecular force loss)
 
 
 def filter_frames(frames: list[Atoms], max_force: float) -> list[Atoms]:
@@ -69,8 +71,10 @@ def filter_frames(frames: list[Atoms], max_force: float) -> list[Atoms]:
     return [f for f in frames if np.abs(f.arrays[FORCES_KEY]).max() <= max_force]
 
 
-def prepare(frames: list[Atoms], cutoff: float, species: tuple[int, ...]) -> list[Sample]:
-    """Validate labelled frames and cache their graphs.
+def prepare(
+    frames: list[Atoms], cutoff: float, species: tuple[int, ...], molecules: bool = False
+) -> list[Sample]:
+    """Validate labelled frames and cache their graphs (and, with ``molecules``, molecules).
 
     Raises:
         ValueError: a frame lacks labels, has non-finite labels, or unknown elements.
@@ -91,7 +95,8 @@ def prepare(frames: list[Atoms], cutoff: float, species: tuple[int, ...]) -> lis
             stress = voigt_6_to_full_3x3_stress(np.asarray(stress, dtype=np.float64))
         graph = structure_graph(atoms, cutoff, species, min_distance=None)
         origin = f"{atoms.info.get('seed', '?')} {atoms.info.get('task', '')}".strip()
-        out.append(Sample(graph, energy, forces, stress, index, origin))
+        mol = molecule_index(atoms) if molecules else None
+        out.append(Sample(graph, energy, forces, stress, index, origin, mol))
     return out
 
 
@@ -112,7 +117,18 @@ def collate(
         stacked = np.stack([s.stress if s.stress is not None else zeros for s in samples])
         targets["stress"] = torch.from_numpy(stacked).to(dtype)
         targets["stress_mask"] = torch.tensor(stressed)
+    if all(s.molecules is not None for s in samples):
+        targets["molecule"] = torch.from_numpy(_global_molecules(samples))
     return graph, {k: v.to(device) for k, v in targets.items()}
+
+
+def _global_molecules(samples: list[Sample]) -> np.ndarray:
+    """Molecule of every atom of a batch, numbered across its samples."""
+    out, offset = [], 0
+    for s in samples:
+        out.append(s.molecules + offset)
+        offset += int(s.molecules.max()) + 1
+    return np.concatenate(out)
 
 
 def fit_energy_reference(samples: list[Sample], species: tuple[int, ...]) -> tuple[dict, float]:
@@ -167,13 +183,17 @@ class Normalizers:
     structures: int
     force_components: int
     stress_components: int
+    molecule_components: int = 1
 
     @classmethod
     def of(cls, samples: list[Sample]) -> Normalizers:
         """The counts of ``samples`` (at least 1 each: an empty term contributes zero)."""
         atoms = sum(len(s.graph.numbers) for s in samples)
         stressed = sum(s.stress is not None for s in samples)
-        return cls(max(len(samples), 1), max(3 * atoms, 1), max(9 * stressed, 1))
+        molecules = sum(int(s.molecules.max()) + 1 for s in samples if s.molecules is not None)
+        return cls(
+            max(len(samples), 1), max(3 * atoms, 1), max(9 * stressed, 1), max(3 * molecules, 1)
+        )
 
 
 def loss_fn(
@@ -184,7 +204,10 @@ def loss_fn(
     create_graph: bool,
     norm: Normalizers | None = None,
 ):
-    """Weighted squared errors of energy per atom, forces and (masked) stress.
+    """Weighted squared errors of energy per atom, forces, (masked) stress and molecular forces.
+
+    The molecular term is the error of the net force on each molecule (the sum of its atoms'
+    force errors), when ``config.molecular_force_weight`` > 0 and the batch has molecules.
 
     Args:
         model: a :class:`StudentModel`, or a (distributed) :class:`ConservativePotential`.
@@ -199,7 +222,8 @@ def loss_fn(
     out = pot(*graph.model_inputs(), graph.n_structures, True, stress, create_graph)
     if norm is None:
         stressed = int(targets["stress_mask"].sum()) if stress else 0
-        norm = Normalizers(graph.n_structures, 3 * graph.n_atoms, max(9 * stressed, 1))
+        n_mol = int(targets["molecule"].max()) + 1 if "molecule" in targets else 1
+        norm = Normalizers(graph.n_structures, 3 * graph.n_atoms, max(9 * stressed, 1), 3 * n_mol)
     e_err = (out["energy"] - targets["energy"]) / targets["n_atoms"]
     loss = config.energy_weight * torch.sum(e_err**2) / norm.structures
     f_err = out["forces"] - targets["forces"]
@@ -208,6 +232,11 @@ def loss_fn(
         m = targets["stress_mask"]
         s_err = out["stress"][m] - targets["stress"][m]
         loss = loss + config.stress_weight * torch.sum(s_err**2) / norm.stress_components
+    if config.molecular_force_weight > 0 and "molecule" in targets:
+        mol = targets["molecule"]
+        net = torch.zeros(int(mol.max()) + 1, 3, dtype=f_err.dtype, device=f_err.device)
+        net = net.index_add(0, mol, f_err)
+        loss = loss + config.molecular_force_weight * torch.sum(net**2) / norm.molecule_components
     return loss, out
 
 
@@ -489,7 +518,8 @@ class Trainer:
         config, arch = self.config, self.arch
         if not self.by_split.get("train"):
             raise TrainingError(f"Dataset {config.dataset} has no training frames.")
-        train_samples = prepare(self.by_split["train"], arch.cutoff, arch.species)
+        molecules = config.molecular_force_weight > 0
+        train_samples = prepare(self.by_split["train"], arch.cutoff, arch.species, molecules)
         if self.by_split.get("validation"):
             frames = self.by_split["validation"]
             if 0 < config.max_validation_frames < len(frames):
