@@ -31,7 +31,6 @@ from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json, save_c
 from ase_distill.graph import AtomsGraph, StructureGraph, batch_graphs, structure_graph
 from ase_distill.metrics import fidelity_report
 from ase_distill.model import ConservativePotential, StudentModel, size_config
-from md_validation.metrics import molecule_index
 from training.config import ConfigError, TrainConfig, to_dict
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md
@@ -95,9 +94,16 @@ def prepare(
             stress = voigt_6_to_full_3x3_stress(np.asarray(stress, dtype=np.float64))
         graph = structure_graph(atoms, cutoff, species, min_distance=None)
         origin = f"{atoms.info.get('seed', '?')} {atoms.info.get('task', '')}".strip()
-        mol = molecule_index(atoms) if molecules else None
+        mol = _molecules(atoms) if molecules else None
         out.append(Sample(graph, energy, forces, stress, index, origin, mol))
     return out
+
+
+def _molecules(atoms: Atoms) -> np.ndarray:
+    """Molecule of every atom (imported here: training does not import md_validation early)."""
+    from md_validation.metrics import molecule_index
+
+    return molecule_index(atoms)
 
 
 def collate(
