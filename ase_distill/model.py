@@ -519,6 +519,48 @@ def migrate_state_dict(state: dict[str, torch.Tensor], config: StudentConfig) ->
     return state
 
 
+def deepen(model: StudentModel, interactions: int, seed: int = 0) -> StudentModel:
+    """A copy of ``model`` with more interaction blocks that computes exactly the same energies.
+
+    The new blocks go after the old ones, with fresh random weights except the last layer of
+    each new block's message and update networks, which is zero: every new block then adds
+    nothing (its messages and updates are zero), so the deeper student starts where the
+    shallower one ended, and training grows the new blocks from there (those last layers get
+    gradients at once; the rest follow). Why: a trained student can be given a deeper
+    network without throwing its training away.
+
+    Args:
+        model: the trained student.
+        interactions: blocks of the deeper student (more than ``model``'s).
+        seed: seeds the new blocks' random weights.
+
+    Raises:
+        ValueError: ``interactions`` is not more than ``model``'s.
+    """
+    old = model.config
+    if interactions <= old.interactions:
+        raise ValueError(
+            f"deepen needs more than the student's {old.interactions} interactions, got "
+            f"{interactions}."
+        )
+    config = StudentConfig(**{**old.to_dict(), "interactions": interactions})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        deeper = StudentModel(config).to(next(model.parameters()).dtype)
+    state, fresh = model.state_dict(), deeper.state_dict()
+    rows = old.interactions * deeper.radial.width  # the old blocks' filter rows come first
+    for part in ("weight", "bias"):
+        key = f"radial.linear.{part}"
+        state[key] = torch.cat([state[key], fresh[key][rows:].to(state[key].dtype)])
+    for k in range(old.interactions, interactions):
+        for name in (f"messages.{k}.phi.2", f"updates.{k}.mlp.2"):
+            fresh[f"{name}.weight"].zero_()
+            fresh[f"{name}.bias"].zero_()
+        state.update({key: v for key, v in fresh.items() if key.split(".")[1] == str(k)})
+    deeper.load_state_dict(state, strict=True)
+    return deeper
+
+
 def apply_strain(
     positions: torch.Tensor, cell: torch.Tensor, strain: torch.Tensor, batch: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,3 +85,31 @@ def test_shipped_students_pass_all_checks(name):
     assert card["teacher"]["name"] and card["metrics"]
     assert not card["teacher"]["name"].startswith("orb") or "orb" in card["provenance"].lower()
     T.run_all_checks(model.double())
+
+
+def test_a_deepened_student_starts_where_the_shallower_one_ended():
+    import torch
+
+    from ase_distill.model import deepen
+
+    shallow = T.randomize_readout(load_student("water-tiny")[0].double())
+    box = T.random_crystal(shallow, 3, 4)
+    before = T.model_fingerprint(shallow)
+    deeper = deepen(shallow, shallow.config.interactions + 1)
+    T.check_model_unchanged(before, shallow)
+    assert deeper.config.interactions == shallow.config.interactions + 1
+    a, b = T.evaluate(shallow, box, stress=True), T.evaluate(deeper, box, stress=True)
+    for key in ("energy", "forces", "stress"):  # identical up to float64 summation order
+        assert abs(a[key] - b[key]).max() < 1e-10, key
+    # the new block learns: its zeroed last layers get gradients at once
+    from ase_distill.graph import atoms_to_graph
+    from ase_distill.model import ConservativePotential
+
+    graph = atoms_to_graph(box, deeper.cutoff, deeper.species, dtype=torch.float64)
+    ConservativePotential(deeper).evaluate(graph, forces=False)["energy"].sum().backward()
+    k = shallow.config.interactions
+    for name in (f"messages.{k}.phi.2.weight", f"updates.{k}.mlp.2.weight"):
+        grad = deeper.get_parameter(name).grad
+        assert grad is not None and grad.abs().max() > 0, name
+    with pytest.raises(ValueError, match="more than the student's"):
+        deepen(shallow, shallow.config.interactions)

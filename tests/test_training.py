@@ -26,7 +26,7 @@ from training.config import (
 )
 from training.generate import FORCES_KEY, generate, read_dataset
 from training.teachers import TeacherError, make_teacher
-from training.train import Trainer, train
+from training.train import Trainer, TrainingError, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -495,3 +495,32 @@ def test_molecular_force_loss_is_the_error_of_each_molecules_net_force():
     assert loss(2.0) - loss(0.0) == pytest.approx(2.0 * np.sum(net**2) / 6, rel=1e-9)
     _, plain = collate(prepare([pair], 4.0, (1, 8)), torch.float64)
     assert "molecule" not in plain  # without molecules the term is never computed
+
+
+def test_init_from_a_shallower_student_grows_it(emt_dataset, tmp_path):
+    out, _ = emt_dataset
+    base = dict(
+        dataset=str(out / "dataset.xyz"), size="ultra-tiny", epochs=1, max_steps_per_epoch=2,
+        batch_size=4,
+    )  # fmt: skip
+    train(TrainConfig(output=str(tmp_path / "a"), architecture=CU_ARCH, **base), progress=False)
+    deeper = {**CU_ARCH, "interactions": CU_ARCH["interactions"] + 1}
+    config = TrainConfig(
+        output=str(tmp_path / "b"), architecture=deeper, init_from=str(tmp_path / "a" / "best.pt"),
+        **base,
+    )  # fmt: skip
+    train(config, progress=False)
+    assert (
+        DistilledCalculator.from_checkpoint(tmp_path / "b" / "best").model.config.interactions == 3
+    )
+    wider = {**CU_ARCH, "features": 8}
+    with pytest.raises(TrainingError, match="fewer interactions"):
+        train(
+            TrainConfig(
+                output=str(tmp_path / "c"),
+                architecture=wider,
+                init_from=str(tmp_path / "a" / "best.pt"),
+                **base,
+            ),
+            progress=False,
+        )

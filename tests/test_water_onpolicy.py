@@ -37,6 +37,10 @@ def test_held_out_boxes_are_never_explored(tmp_path):
     starts = starts_by_split(_dataset(tmp_path))
     assert [a.info["seed"] for a in starts] == ["box_01", "box_00"]  # validation first
     assert [a.info["seed"] for a in starts_by_split(_dataset(tmp_path), boxes=1)] == ["box_01"]
+    named = starts_by_split(_dataset(tmp_path), seeds=["box_00", "box_01"])
+    assert [a.info["seed"] for a in named] == ["box_00", "box_01"]
+    with pytest.raises(ValueError, match="held-out boxes are never explored"):
+        starts_by_split(_dataset(tmp_path), seeds=["box_28"])
 
 
 def test_frames_keep_their_box_split_and_stay_in_the_cell(tmp_path):

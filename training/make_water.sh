@@ -94,3 +94,61 @@ train_stage runs/water-tiny-mol --config training/configs/water_sevennet.yaml \
   --set train.init_from=runs/water-tiny-e/best.pt --set train.energy_weight=1000 \
   --set train.molecular_force_weight=100 --set train.lr=0.0003 --set train.ema_decay=0.995 \
   --set train.select_metric=energy_mae_mev_per_atom
+
+# Sixth: on-policy frames from long student runs. The earlier on-policy frames (third stage)
+# came from 2.25 ps runs, but the student's liquid goes on ordering for 10-20 ps (O-O first
+# peak 3.4 -> 3.8-4.1), and that ordered liquid is what it rates too low. Two explorers, the
+# shipped water-tiny and water-tiny-tlonly, each run 10 ps of NVT from a validation box and a
+# training box (290-300 K; 50 ms per step here, 17 min per box), keeping a frame every
+# 100 fs after 3 ps (280 frames, SevenNet-0 labels). Both fine-tunes (3 epochs) use liquid +
+# ice + teacher liquid + these frames: op10 starts from water-tiny-tlonly, op10s from the
+# shipped water-tiny.
+explore_long() {  # name, explorer (student name or checkpoint), seed, boxes...
+  local name=$1 student=$2 seed=$3
+  shift 3
+  [ -f "data/water-op10-$name/summary.json" ] || \
+    $PY -m training.water_onpolicy "$student" data/water-all/dataset.xyz "data/water-op10-$name" \
+      --seeds "$@" --ps 10 --discard-ps 3 --interval 200 --temperatures 300 290 --seed "$seed"
+}
+explore_long shipped water-tiny 0 box_22 box_00
+explore_long tlonly runs/water-tiny-tlonly/best.pt 1 box_22 box_03
+[ -f data/water-all-op10/dataset.xyz ] || \
+  $PY -m training.combine data/water-all-op10 data/water-all-tlonly data/water-op10-shipped \
+    data/water-op10-tlonly
+for run in op10:runs/water-tiny-tlonly/best.pt op10s:runs/water-tiny-e/best.pt; do
+  train_stage "runs/water-tiny-${run%%:*}" --config training/configs/water_sevennet.yaml \
+    --size tiny --dataset data/water-all-op10/dataset.xyz --epochs 3 --threads 1 \
+    --set train.init_from="${run#*:}" --set train.energy_weight=1000 \
+    --set train.lr=0.0003 --set train.ema_decay=0.995 \
+    --set train.select_metric=energy_mae_mev_per_atom
+done
+
+# Seventh (diagnostics, nothing shipped): a deeper water-tiny (4 interactions; the fourth block
+# starts as identity, `train.init_from` of a shallower student) on the sixth stage's data, and
+# a probe of whether the energy gap between the teacher's liquid and the student's ordered
+# liquid can be fitted at all: 6 epochs on the liquid frames alone (teacher liquid, both
+# on-policy sets). Then SevenNet-0 NVT from the last frame of the shipped water-tiny's 10 ps v4
+# run (ordered), 1 ps (75 min on one shared core), compared with both models' runs by
+# `python -m md_validation.compare_rdf` (README, water section).
+train_stage runs/water-tiny-deep --config training/configs/water_sevennet.yaml \
+  --size tiny --dataset data/water-all-op10/dataset.xyz --epochs 3 --threads 1 \
+  --set train.architecture.interactions=4 \
+  --set train.init_from=runs/water-tiny-tlonly/best.pt --set train.energy_weight=1000 \
+  --set train.lr=0.0003 --set train.ema_decay=0.995 \
+  --set train.select_metric=energy_mae_mev_per_atom
+[ -f data/water-liquid-only/dataset.xyz ] || \
+  $PY -m training.combine data/water-liquid-only data/water-teacher-liquid data/water-op10-shipped \
+    data/water-op10-tlonly data/water-onpolicy
+train_stage runs/water-tiny-liquidprobe --config training/configs/water_sevennet.yaml \
+  --size tiny --dataset data/water-liquid-only/dataset.xyz --epochs 6 --threads 1 \
+  --set train.init_from=runs/water-tiny-op10/best.pt --set train.energy_weight=1000 \
+  --set train.lr=0.0003 --set train.ema_decay=0.995 \
+  --set train.select_metric=energy_mae_mev_per_atom
+ORDERED=reports/water/box32_ordered_by_water-tiny.xyz
+[ -f "$ORDERED" ] || $PY -c "
+from ase import Atoms; from ase.io import read, write
+f = read('reports/water/v4/box32_start_water-tiny/nvt_water-tiny.traj', -1)
+a = Atoms(f.numbers, f.positions, cell=f.cell, pbc=True); a.wrap(); write('$ORDERED', a)"
+.venv/bin/ase-distill validate --teacher sevennet-0 --structure "$ORDERED" --temperature 300 \
+  --nvt-ps 1 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 1 \
+  --teacher-runs reports/water/teacher_runs --teacher-only --quiet

@@ -30,7 +30,13 @@ from tqdm.auto import tqdm
 from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json, save_checkpoint
 from ase_distill.graph import AtomsGraph, StructureGraph, batch_graphs, structure_graph
 from ase_distill.metrics import fidelity_report
-from ase_distill.model import ConservativePotential, StudentModel, size_config
+from ase_distill.model import (
+    ConservativePotential,
+    StudentConfig,
+    StudentModel,
+    deepen,
+    size_config,
+)
 from training.config import ConfigError, TrainConfig, to_dict
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md
@@ -97,6 +103,12 @@ def prepare(
         mol = _molecules(atoms) if molecules else None
         out.append(Sample(graph, energy, forces, stress, index, origin, mol))
     return out
+
+
+def _shallower(old: StudentConfig, new: StudentConfig) -> bool:
+    """``old`` is ``new`` with fewer interaction blocks (it can start ``new``: ``deepen``)."""
+    same = {**old.to_dict(), "interactions": new.interactions} == new.to_dict()
+    return same and old.interactions < new.interactions
 
 
 def _molecules(atoms: Atoms) -> np.ndarray:
@@ -547,10 +559,13 @@ class Trainer:
         from ase_distill.registry import resolve_student
 
         model, _ = resolve_student(path)
+        if isinstance(model, StudentModel) and _shallower(model.config, self.arch):
+            model = deepen(model, self.arch.interactions, seed=self.config.seed)
         if not isinstance(model, StudentModel) or model.config != self.arch:
             raise TrainingError(
                 f"train.init_from {path} is not a student of this run's architecture "
-                f"({self.arch}); give a checkpoint of the same size, species and cutoff."
+                f"({self.arch}); give a checkpoint of the same size, species and cutoff "
+                "(it may have fewer interactions: the new blocks then start as identity)."
             )
         self.model.load_state_dict(model.state_dict(), strict=True)
         if self.config.refit_reference:

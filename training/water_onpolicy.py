@@ -37,19 +37,34 @@ from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, _frames_bytes,
 SPLITS = ("train", "validation")  # boxes of these splits are explored; held-out ones never
 
 
-def starts_by_split(dataset: str | Path, boxes: int = 0) -> list[Atoms]:
+def starts_by_split(
+    dataset: str | Path, boxes: int = 0, seeds: list[str] | None = None
+) -> list[Atoms]:
     """The first frame of liquid boxes: every validation box, then training boxes in order.
 
     Args:
         dataset: the water dataset (liquid boxes have seeds ``box_NN``).
         boxes: at most this many boxes (0: all).
+        seeds: only these boxes, in this order (each must be a training or validation box).
+
+    Raises:
+        ValueError: a box of ``seeds`` is not a training or validation box of ``dataset``.
     """
     seen: dict[str, Atoms] = {}
     for frame in read_dataset(dataset):
         seed = str(frame.info.get("seed"))
         if frame.info.get("split") in SPLITS and seed.startswith("box_"):
             seen.setdefault(seed, frame)
-    ordered = sorted(seen.values(), key=lambda a: SPLITS.index(a.info["split"]), reverse=True)
+    if seeds:
+        missing = [s for s in seeds if s not in seen]
+        if missing:
+            raise ValueError(
+                f"{missing} are no training or validation boxes of {dataset} (held-out boxes "
+                f"are never explored); choose among {sorted(seen)}."
+            )
+        ordered = [seen[s] for s in seeds]
+    else:
+        ordered = sorted(seen.values(), key=lambda a: SPLITS.index(a.info["split"]), reverse=True)
     return ordered[:boxes] if boxes else ordered
 
 
@@ -141,7 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     explored = out / "explored.xyz"
     if not explored.is_file():
-        starts = starts_by_split(args.dataset, args.boxes)
+        starts = starts_by_split(args.dataset, args.boxes, args.seeds)
         if not starts:
             raise ValueError(f"{args.dataset} holds no liquid box (seed box_*) in {SPLITS}.")
         frames = explore(
@@ -202,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--discard-ps", type=float, default=0.5, help="equilibration not sampled")
     p.add_argument("--interval", type=int, default=250, help="steps (0.5 fs) between frames")
     p.add_argument("--boxes", type=int, default=0, help="at most this many boxes (0: all)")
+    p.add_argument("--seeds", nargs="+", help="only these boxes (box_NN), in this order")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eager", action="store_true", help="no compiled package (slower; tests)")
     args = p.parse_args(argv)

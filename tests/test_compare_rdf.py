@@ -1,0 +1,28 @@
+"""Structure comparison of stored trajectories (md_validation/compare_rdf.py)."""
+
+import json
+
+import pytest
+
+from md_validation.compare_rdf import main
+
+TRAJ = "reports/water/v4/box32_start_water-tiny/nvt_sevennet-0.traj"
+
+
+def test_a_run_against_itself_has_h_zero_and_windows_show_order(tmp_path):
+    out = tmp_path / "c.json"
+    main([str(out), f"a={TRAJ}@0:20", f"b={TRAJ}@0:20", f"c={TRAJ}@-20:", "--window", "10"])
+    result = json.loads(out.read_text())
+    assert result["total_rdf_h"]["a vs b"] == pytest.approx(0.0, abs=1e-12)
+    assert result["total_rdf_h"]["a vs c"] > 0
+    assert [len(v) for v in result["oo_order"].values()] == [2, 2, 2]
+    assert set(result["oo_order"]["a"][0]) == {"shell", "minimum"}
+
+
+def test_bad_runs_are_named(tmp_path):
+    with pytest.raises(ValueError, match="LABEL=PATH"):
+        main([str(tmp_path / "c.json"), TRAJ, f"b={TRAJ}"])
+    with pytest.raises(ValueError, match="does not exist"):
+        main([str(tmp_path / "c.json"), "a=missing.traj", f"b={TRAJ}"])
+    with pytest.raises(ValueError, match="two or more"):
+        main([str(tmp_path / "c.json"), f"a={TRAJ}"])
