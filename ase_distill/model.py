@@ -546,12 +546,13 @@ def deepen(model: StudentModel, interactions: int, seed: int = 0) -> StudentMode
     config = StudentConfig(**{**old.to_dict(), "interactions": interactions})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        deeper = StudentModel(config).to(next(model.parameters()).dtype)
+        like = next(model.parameters())  # the deeper copy lives where the model does
+        deeper = StudentModel(config).to(device=like.device, dtype=like.dtype)
     state, fresh = model.state_dict(), deeper.state_dict()
     rows = old.interactions * deeper.radial.width  # the old blocks' filter rows come first
     for part in ("weight", "bias"):
         key = f"radial.linear.{part}"
-        state[key] = torch.cat([state[key], fresh[key][rows:].to(state[key].dtype)])
+        state[key] = torch.cat([state[key], fresh[key][rows:]])
     for k in range(old.interactions, interactions):
         for name in (f"messages.{k}.phi.2", f"updates.{k}.mlp.2"):
             fresh[f"{name}.weight"].zero_()
