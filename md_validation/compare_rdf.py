@@ -57,6 +57,9 @@ def _load(spec: str) -> tuple[str, list[Atoms]]:
 
 def compare(specs: list[str], window: int) -> dict:
     """Pairwise total-RDF h and per-run O-O order of ``LABEL=PATH[@START:STOP]`` runs."""
+    labels = [s.partition("=")[0] for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"Labels must differ (each names one run), got {labels}.")
     runs = dict(_load(s) for s in specs)
     curves = {label: rdf(frames) for label, frames in runs.items()}
     pairs = {
@@ -64,9 +67,7 @@ def compare(specs: list[str], window: int) -> dict:
         for a, b in itertools.combinations(runs, 2)
     }
     return {
-        "runs": {
-            label: {"frames": len(f), "spec": s} for (label, f), s in zip(runs.items(), specs)
-        },
+        "runs": {label: {"frames": len(runs[label]), "spec": s} for label, s in zip(labels, specs)},
         "total_rdf_h": pairs,
         "oo_order": {label: oo_order(f, window) for label, f in runs.items()},
         "window_frames": window,

@@ -24,5 +24,7 @@ def test_bad_runs_are_named(tmp_path):
         main([str(tmp_path / "c.json"), TRAJ, f"b={TRAJ}"])
     with pytest.raises(ValueError, match="does not exist"):
         main([str(tmp_path / "c.json"), "a=missing.traj", f"b={TRAJ}"])
+    with pytest.raises(ValueError, match="Labels must differ"):
+        main([str(tmp_path / "c.json"), f"a={TRAJ}@0:5", f"a={TRAJ}@5:10"])
     with pytest.raises(ValueError, match="two or more"):
         main([str(tmp_path / "c.json"), f"a={TRAJ}"])

@@ -251,9 +251,9 @@ def loss_fn(
         s_err = out["stress"][m] - targets["stress"][m]
         loss = loss + config.stress_weight * torch.sum(s_err**2) / norm.stress_components
     if config.molecular_force_weight > 0 and "molecule" in targets:
-        mol = targets["molecule"]
-        net = torch.zeros(int(mol.max()) + 1, 3, dtype=f_err.dtype, device=f_err.device)
-        net = net.index_add(0, mol, f_err)
+        # one row per atom (molecule ids are below the atom count): sizing by the molecule
+        # count would read mol.max() back from the device, a sync on every batch
+        net = torch.zeros_like(f_err).index_add(0, targets["molecule"], f_err)
         loss = loss + config.molecular_force_weight * torch.sum(net**2) / norm.molecule_components
     return loss, out
 
