@@ -57,6 +57,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="only run (and store) the teacher's trajectories, e.g. in the background",
     )
     p.add_argument(
+        "--teacher-mts",
+        metavar="STUDENT",
+        help="with --teacher-only: teacher dynamics by multiple time stepping (r-RESPA), this "
+        "student the fast force and the teacher's correction every --teacher-mts-steps steps "
+        "(md_validation.mts); stored under its own name",
+    )
+    p.add_argument(
+        "--teacher-mts-steps", type=int, default=4, help="inner steps per teacher call (k)"
+    )
+    p.add_argument(
         "--fast",
         action="store_true",
         help="students run through the compiled float32 path (fast=True); recorded in settings",
@@ -95,6 +105,26 @@ def _student(name: str, fast: bool = False):
     return DistilledCalculator(name, fast=fast)
 
 
+def _mts_teacher(args: argparse.Namespace, teacher):
+    """The r-RESPA teacher of ``--teacher-mts`` and the name its runs are stored under.
+
+    Raises:
+        ValueError: without ``--teacher-only`` (a validation relabels with the plain teacher
+            and compares with its plain dynamics), or for an unstable outer step.
+    """
+    from md_validation.mts import ImpulseMTS, check_outer_step, mts_teacher_label
+
+    if not args.teacher_only:
+        raise ValueError(
+            "--teacher-mts makes stored teacher runs only: add --teacher-only, then compare the "
+            "runs with `python -m md_validation.compare_rdf`."
+        )
+    check_outer_step(args.teacher_mts_steps, args.timestep)
+    fast = _student(args.teacher_mts, args.fast)
+    label = mts_teacher_label(args.teacher, Path(args.teacher_mts).stem, args.teacher_mts_steps)
+    return ImpulseMTS(fast, teacher, args.teacher_mts_steps), label
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the validation described by parsed arguments; print where the reports are."""
     from md_validation.runner import TeacherRunStore
@@ -130,6 +160,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     teacher_options = {"device": args.teacher_device} if args.teacher_device else {}
     teacher = make_teacher(args.teacher, **teacher_options).calculator
     store = TeacherRunStore(args.teacher_runs or Path(args.output) / "teacher_runs")
+    if args.teacher_mts:
+        teacher, name = _mts_teacher(args, teacher)
+        return teacher_only(structures, teacher, name, settings, store, not args.quiet)
     if args.teacher_only:
         return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet)
     planned = [] if args.npt_only else structures

@@ -184,6 +184,23 @@ def test_reuse_freed_memory_is_opt_in(model, monkeypatch):
     assert not any(k.startswith("MALLOC_") for k in os.environ)
 
 
+@pytest.mark.parametrize("env, expected", [(None, 1), ("1", 0)])
+def test_the_program_tunes_its_own_process_unless_told_not_to(monkeypatch, env, expected):
+    """The ``ase-distill`` program (not the library) keeps freed memory for reuse."""
+    from ase_distill import tuning
+    from training import cli
+
+    calls = []
+    monkeypatch.setattr(tuning, "reuse_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    if env is None:
+        monkeypatch.delenv("ASE_DISTILL_SYSTEM_MALLOC", raising=False)
+    else:
+        monkeypatch.setenv("ASE_DISTILL_SYSTEM_MALLOC", env)
+    assert cli.console_main() == 0
+    assert len(calls) == expected
+
+
 def test_check_state_sees_every_change_the_student_depends_on():
     from ase.build import molecule
 
