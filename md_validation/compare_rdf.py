@@ -7,8 +7,9 @@ the student's structure when started from it? Every pair gets the total-RDF h of
 g(r) over the first shell (2.55-2.95 A) and the first minimum (3.1-3.6 A) on windows of equal
 length, so that ordering over time shows.
 
-``python -m md_validation.compare_rdf OUT.json LABEL=PATH[@START:STOP] ... [--window FRAMES]``
-(``START:STOP`` in frames, as in ``ase.io.read``).
+``python -m md_validation.compare_rdf OUT.json LABEL=PATH[@START:STOP][+PATH...] ...
+[--window FRAMES]`` (``START:STOP`` in frames, as in ``ase.io.read``; ``+`` pools the frames of
+several runs or slices under one label, e.g. two runs of one teacher that agree).
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ def _load(spec: str) -> tuple[str, list[Atoms]]:
     label, sep, rest = spec.partition("=")
     if not sep:
         raise ValueError(f"{spec!r} must look like LABEL=PATH or LABEL=PATH@START:STOP.")
-    path, _, index = rest.partition("@")
-    if not Path(path).is_file():
-        raise ValueError(f"{path} does not exist (from {spec!r}).")
-    frames = read(path, index or ":")
-    if not frames or not frames[0].pbc.all():
+    frames = []
+    for part in rest.split("+"):
+        path, _, index = part.partition("@")
+        if not Path(path).is_file():
+            raise ValueError(f"{path} does not exist (from {spec!r}).")
+        frames += read(path, index or ":")
+    if not frames or not all(f.pbc.all() for f in frames):
         raise ValueError(f"{spec!r} holds no periodic frames; RDFs need periodic cells.")
     return label, frames
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("output", help="JSON file for the numbers")
-    p.add_argument("runs", nargs="+", help="LABEL=PATH[@START:STOP] (two or more)")
+    p.add_argument("runs", nargs="+", help="LABEL=PATH[@START:STOP][+...] (two or more)")
     p.add_argument("--window", type=int, default=100, help="frames per O-O order window")
     args = p.parse_args(argv)
     if len(args.runs) < 2 or args.window < 1:

@@ -19,6 +19,14 @@ def test_a_run_against_itself_has_h_zero_and_windows_show_order(tmp_path):
     assert set(result["oo_order"]["a"][0]) == {"shell", "minimum"}
 
 
+def test_plus_pools_slices_under_one_label(tmp_path):
+    out = tmp_path / "c.json"
+    main([str(out), f"whole={TRAJ}@0:20", f"pooled={TRAJ}@0:10+{TRAJ}@10:20", "--window", "10"])
+    result = json.loads(out.read_text())
+    assert result["runs"]["pooled"]["frames"] == 20
+    assert result["total_rdf_h"]["whole vs pooled"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_bad_runs_are_named(tmp_path):
     with pytest.raises(ValueError, match="LABEL=PATH"):
         main([str(tmp_path / "c.json"), TRAJ, f"b={TRAJ}"])

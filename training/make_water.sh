@@ -152,3 +152,19 @@ a = Atoms(f.numbers, f.positions, cell=f.cell, pbc=True); a.wrap(); write('$ORDE
 .venv/bin/ase-distill validate --teacher sevennet-0 --structure "$ORDERED" --temperature 300 \
   --nvt-ps 1 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 1 \
   --teacher-runs reports/water/teacher_runs --teacher-only --quiet
+
+# Eighth (the reference, nothing trained): SevenNet-0 dynamics long enough to settle which
+# liquid it holds at 300 K, on this CPU, by multiple time stepping (md_validation.mts: water-tiny
+# every 0.5 fs step, SevenNet-0's correction every 4th, about 4x cheaper than plain SevenNet-0
+# NVT). Both teacher runs are continued from their last frames: the 6.4 ps run from the TIP3P
+# start and the 1 ps run from the student's ordered frame. Resumable: rerun to continue, with a
+# longer --teacher-nvt-ps to extend. Compared by `python -m md_validation.compare_rdf` (README).
+for pair in ae68ebf042a64bfb94cc:box32_teacher_6ps a491004d2e1c6476fcdf:box32_ordered_teacher_1ps; do
+  start="reports/water/${pair#*:}.xyz"
+  [ -f "$start" ] || $PY -c "
+from ase.io import read, write
+a = read('reports/water/teacher_runs/${pair%%:*}.traj', -1); a.calc = None; write('$start', a)"
+  .venv/bin/ase-distill validate --teacher sevennet-0 --teacher-mts water-tiny --fast \
+    --structure "$start" --temperature 300 --nvt-ps 10 --nve-ps 0 --teacher-nve-ps 0 \
+    --teacher-nvt-ps 10 --teacher-runs reports/water/teacher_runs --teacher-only --quiet
+done
