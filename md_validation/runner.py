@@ -191,6 +191,9 @@ def truncated(res: MDResult, steps: int) -> MDResult:
     return out
 
 
+KEY_DECIMALS = 9  # start arrays (A, amu A/fs-scale momenta, cell) rounded before hashing
+
+
 class TeacherRunStore:
     """Teacher trajectories on disk, reused, continued and resumed by every later validation.
 
@@ -218,7 +221,11 @@ class TeacherRunStore:
 
         h = hashlib.sha256()
         for array in (start.numbers, start.positions, start.get_momenta(), start.cell[:]):
-            h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+            # rounded: the same seeded start drawn with another numpy or ASE build differs in the
+            # last bit (seen: 4e-16 in the momenta), which must not orphan hours of teacher MD;
+            # + 0.0 turns -0.0 into 0.0
+            rounded = np.round(np.asarray(array, dtype=np.float64), KEY_DECIMALS) + 0.0
+            h.update(np.ascontiguousarray(rounded).tobytes())
         h.update(json.dumps([asdict(settings), teacher, start.pbc.tolist()]).encode())
         return h.hexdigest()[:20]
 
@@ -257,8 +264,9 @@ class TeacherRunStore:
             if not traj_path.is_file():
                 continue
             meta = json.loads(meta_path.read_text())
-            line = meta.get("lineage") or _lineage_of_older_record(meta, traj_path)
-            records.append((meta_path.stem, line, int(meta["steps_done"])))
+            # recomputed from the first frame, not read from the record: records written before
+            # the key was rounded (KEY_DECIMALS) carry lineages of the exact bits
+            records.append((meta_path.stem, _lineage_of(meta, traj_path), int(meta["steps_done"])))
         return records
 
     def save(self, key: str, res: MDResult, lineage: str, teacher: str) -> None:
@@ -284,11 +292,12 @@ class TeacherRunStore:
             (self.folder / f"{key}{suffix}").unlink(missing_ok=True)
 
 
-def _lineage_of_older_record(meta: dict, traj_path: Path) -> str:
-    """Lineage of a run stored before lineages were recorded (from its first frame)."""
+def _lineage_of(meta: dict, traj_path: Path) -> str:
+    """Lineage of a stored run, from its first frame, settings and teacher."""
     from ase.io import read
 
-    teacher = meta["label"].rsplit(" ", 1)[0]  # stored labels are "TEACHER ENSEMBLE"
+    # records before lineages were stored name no teacher; their labels are "TEACHER ENSEMBLE"
+    teacher = meta.get("teacher") or meta["label"].rsplit(" ", 1)[0]
     return TeacherRunStore.lineage(read(traj_path, 0), MDSettings(**meta["settings"]), teacher)
 
 

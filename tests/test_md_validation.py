@@ -290,6 +290,28 @@ def test_runs_stored_before_lineages_are_found(cu13, tmp_path):
     assert store.longest(start, longer, "t").steps_done == 10
 
 
+def test_a_start_drawn_on_another_build_finds_its_stored_run(cu13, tmp_path):
+    """The same seeded start from another numpy/ASE build differs in the last bit (4e-16 seen in
+    the momenta); the store must still find the run, and a real change must not."""
+    from md_validation.runner import TeacherRunStore
+
+    store = TeacherRunStore(tmp_path)
+    start = initial_velocities(cu13, 300.0, 0)
+    md = MDSettings("nve", 300.0, 1.0, steps=10, interval=5)
+    res = run_md(start, EMT(), md, "t nve", progress=False)
+    store.save(store.key(start, md, "t"), res, store.lineage(start, md, "t"), "t")
+    meta_path = next(tmp_path.glob("*.json"))
+    meta = json.loads(meta_path.read_text())
+    meta["lineage"] = "of-the-exact-bits"  # as written before the key was rounded
+    meta_path.write_text(json.dumps(meta))
+    drawn_elsewhere = start.copy()
+    drawn_elsewhere.set_momenta(start.get_momenta() * (1 + 4e-16) + 4e-16)
+    assert store.longest(drawn_elsewhere, md, "t").steps_done == 10
+    moved = start.copy()
+    moved.positions[0, 0] += 1e-6
+    assert store.longest(moved, md, "t") is None
+
+
 def test_a_failed_stored_run_is_not_continued(cu13):
     from md_validation.runner import MDResult
 
