@@ -51,6 +51,9 @@ def test_frames_keep_their_box_split_and_stay_in_the_cell(tmp_path):
     for f in frames:
         scaled = f.get_scaled_positions(wrap=False)
         assert np.all((scaled >= 0) & (scaled < 1))
+    assert {f.info["kind"] for f in frames} == {"onpolicy"}
+    named = explore("water-tiny", starts[:1], [300.0], 0.01, 0.005, 10, compile=False, kind="r1")
+    assert named[0].info["kind"] == "r1" and "__r1_300_" in named[0].info["task"]
 
 
 def test_a_killed_exploration_resumes_with_the_same_frames(tmp_path):

@@ -235,6 +235,12 @@ class TrainConfig(Checked):
     # weight of the net force on each molecule (the intermolecular force that sets a molecular
     # liquid's structure, a small part of each atom's force); 0: not computed
     molecular_force_weight: float = option(0.0, NON_NEGATIVE)
+    # weight of the squared ensemble energy gap per box (training/ensemble_gap.py): how the
+    # student ranks the teacher's NVT frames against its own; 0: not computed
+    ensemble_gap_weight: float = option(0.0, NON_NEGATIVE)
+    ensemble_gap_frames: int = option(4, AT_LEAST_ONE)  # frames per ensemble, box and step
+    ensemble_reference_kind: str = "teacher_nvt"  # frame info 'kind' of the teacher's ensemble
+    ensemble_student_kind: str = "onpolicy"  # and of the student's own
     ema_decay: float = option(0.995, FRACTION)
     grad_clip: float = option(10.0, POSITIVE)
     patience: int = option(30, AT_LEAST_ONE)

@@ -168,3 +168,33 @@ a = read('reports/water/teacher_runs/${pair%%:*}.traj', -1); a.calc = None; writ
     --structure "$start" --temperature 300 --nvt-ps 10 --nve-ps 0 --teacher-nve-ps 0 \
     --teacher-nvt-ps 10 --teacher-runs reports/water/teacher_runs --teacher-only --quiet
 done
+
+# Ninth: the ensemble energy gap as a loss (training/ensemble_gap.py; train.ensemble_gap_weight).
+# Per box, the mean student-minus-teacher energy per atom on SevenNet-0's own NVT frames minus
+# the same on the student's own frames (both labelled by the teacher); a per-box offset
+# cancels. Its gradient points as relative-entropy training's (Shell 2008), so the student's
+# frames come from the current student (rounds). Boxes 18 and 20, whose teacher NVT is the
+# fourth stage's: round 0 explores with the shipped water-tiny (6 ps at 300 K, a frame every
+# 50 fs after 3 ps: its ordered liquid), then fine-tunes (2 epochs, one thread each) with two
+# gap weights side by side.
+gap_explore() {  # round, explorer checkpoint or name
+  local round=$1 explorer=$2 box
+  for box in 18 20; do
+    [ -f "data/water-re$round-$box/summary.json" ] || \
+      $PY -m training.water_onpolicy "$explorer" data/water-all/dataset.xyz \
+        "data/water-re$round-$box" --seeds "box_$box" --ps 6 --discard-ps 3 --interval 100 \
+        --temperatures 300 --seed "$box" --kind "onpolicy_r$round"
+  done
+}
+gap_explore 0 water-tiny
+[ -f data/water-all-re0/dataset.xyz ] || \
+  $PY -m training.combine data/water-all-re0 data/water-all data/water-teacher-liquid \
+    data/water-re0-18 data/water-re0-20
+for weight in 1000 10000; do
+  train_stage "runs/water-tiny-gap$weight" --config training/configs/water_sevennet.yaml \
+    --size tiny --dataset data/water-all-re0/dataset.xyz --epochs 2 --threads 1 \
+    --set train.init_from=ase_distill/students/water-tiny.pt --set train.energy_weight=1000 \
+    --set train.lr=0.0003 --set train.ema_decay=0.995 \
+    --set train.select_metric=energy_mae_mev_per_atom \
+    --set train.ensemble_gap_weight="$weight" --set train.ensemble_student_kind=onpolicy_r0
+done

@@ -38,6 +38,7 @@ from ase_distill.model import (
     size_config,
 )
 from training.config import ConfigError, TrainConfig, to_dict
+from training.ensemble_gap import GapGroup, ensemble_gap_loss, gap_groups
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md
 
@@ -499,6 +500,8 @@ class Trainer:
             read_dataset(config.dataset), config.max_force
         )
         self.train_samples, self.val_samples = self._samples()
+        self.gap_groups = self._gap_groups()
+        self.epoch_gaps: list[float] = []  # the sampled ensemble gaps of this epoch (meV/atom)
         torch.manual_seed(config.seed)
         self.model = StudentModel(self.arch)
         reference = fit_energy_reference(self.train_samples, self.arch.species)
@@ -553,6 +556,19 @@ class Trainer:
                 "train.select_on_train=true to accept selection on training frames."
             )
         return train_samples, val
+
+    def _gap_groups(self) -> list[GapGroup]:
+        """Boxes for the ensemble-gap term (none when its weight is 0)."""
+        c = self.config
+        if c.ensemble_gap_weight <= 0:
+            return []
+        if self.world > 1:
+            raise ConfigError(
+                "train.ensemble_gap_weight > 0 runs in one process only; set it to 0 for a "
+                "distributed run, or train on one device."
+            )
+        frames = self.by_split["train"]
+        return gap_groups(frames, c.ensemble_reference_kind, c.ensemble_student_kind)
 
     def _start_from(self, path: Path) -> None:
         """Weights (energy reference included) of a checkpoint of the same architecture."""
@@ -626,6 +642,8 @@ class Trainer:
             group["lr"] = self.lr_at(self.epoch)
         self.model.train()
         total, batches = 0.0, self._batches(self.epoch)
+        gap_rng = np.random.default_rng([self.config.seed, self.epoch])  # resumes repeat it
+        self.epoch_gaps = []
         bar = tqdm(
             batches,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
@@ -635,6 +653,8 @@ class Trainer:
         for idx in bar:
             batch = [self.train_samples[i] for i in idx]
             loss = self._batch_loss(batch)
+            if self.gap_groups:
+                loss = loss + self._gap_term(gap_rng)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -644,6 +664,22 @@ class Trainer:
             total += float(loss.detach())
             bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
         return total / max(len(batches), 1)
+
+    def _gap_term(self, rng: np.random.Generator) -> torch.Tensor:
+        """The weighted ensemble-gap term of one step (its mean gap kept for the epoch row)."""
+        c = self.config
+        term, gap = ensemble_gap_loss(
+            self.model,
+            self.train_samples,
+            self.gap_groups,
+            c.ensemble_gap_frames,
+            rng,
+            collate,
+            self.dtype,
+            self.device,
+        )
+        self.epoch_gaps.append(gap)
+        return c.ensemble_gap_weight * term
 
     def _batch_loss(self, batch: list[Sample]) -> torch.Tensor:
         """This process's share of the loss of a global batch.
@@ -725,7 +761,13 @@ class Trainer:
             "val_force_r2": val["force_r2"],
             "val_energy_mae_mev_per_atom": val["energy_mae_mev_per_atom"],
             "seconds": round(self.seconds, 1),
+            **self._gap_row(),
         }
+
+    def _gap_row(self) -> dict[str, float]:
+        """The epoch's mean sampled ensemble gap (training frames), when the term is on."""
+        gaps = self.epoch_gaps
+        return {"train_ensemble_gap_mev_per_atom": float(np.mean(gaps))} if gaps else {}
 
     @staticmethod
     def _line(row: dict[str, Any]) -> str:
@@ -733,6 +775,11 @@ class Trainer:
             f"epoch {row['epoch']}: loss {row['train_loss']:.4g}  val F-RMSE "
             f"{row['val_force_rmse']:.4f} eV/A  R2 {row['val_force_r2']:.4f}  "
             f"E-MAE {row['val_energy_mae_mev_per_atom']:.2f} meV/atom"
+            + (
+                f"  ensemble gap {row['train_ensemble_gap_mev_per_atom']:+.2f} meV/atom"
+                if "train_ensemble_gap_mev_per_atom" in row
+                else ""
+            )
         )
 
     def finish(self, stopped_early: bool) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def explore(
     seed: int = 0,
     compile: bool = True,
     partial: Path | None = None,
+    kind: str = "onpolicy",
 ) -> list[Atoms]:
     """Langevin MD of the student (compiled, float32) from every start, one box at a time.
 
@@ -88,7 +89,8 @@ def explore(
 
     With ``partial``, the frames so far are written there after every box, and boxes found
     there are not run again (their velocities are still drawn, so that a resumed run draws
-    the same numbers as one that was never killed).
+    the same numbers as one that was never killed). Frames carry ``kind`` (one per round of
+    ``training.ensemble_gap``, whose student ensemble must be the newest student's).
     """
     import torch
 
@@ -110,21 +112,23 @@ def explore(
         for step in range(1, steps + 1):
             md.step()
             if step > first and step % interval == 0:
-                frames.append(_snapshot(md.positions, start, temperature, step))
+                frames.append(_snapshot(md.positions, start, temperature, step, kind))
         if partial:
             atomic_write_bytes(partial, _frames_bytes(frames))
     return frames
 
 
-def _snapshot(positions: np.ndarray, start: Atoms, temperature: float, step: int) -> Atoms:
+def _snapshot(
+    positions: np.ndarray, start: Atoms, temperature: float, step: int, kind: str
+) -> Atoms:
     frame = Atoms(start.numbers, positions.copy(), cell=start.cell, pbc=True)
     frame.wrap()
     frame.info.update(
         seed=start.info["seed"],
         split=start.info["split"],
-        kind="onpolicy",
+        kind=kind,
         param=temperature,
-        task=f"{start.info['seed']}__onpolicy_{temperature:.0f}_{step}",
+        task=f"{start.info['seed']}__{kind}_{temperature:.0f}_{step}",
     )
     return frame
 
@@ -169,6 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             compile=not args.eager,
             partial=out / "explored_partial.xyz",
+            kind=args.kind,
         )
         atomic_write_bytes(explored, _frames_bytes(frames))
         (out / "explored_partial.xyz").unlink(missing_ok=True)
@@ -219,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boxes", type=int, default=0, help="at most this many boxes (0: all)")
     p.add_argument("--seeds", nargs="+", help="only these boxes (box_NN), in this order")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", default="onpolicy", help="frame info 'kind' (a round's name)")
     p.add_argument("--eager", action="store_true", help="no compiled package (slower; tests)")
     args = p.parse_args(argv)
     if args.ps <= args.discard_ps or args.interval < 1:
