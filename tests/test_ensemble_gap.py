@@ -70,7 +70,7 @@ def test_gap_is_zero_for_a_per_box_offset_and_the_shift_otherwise():
     for s, f, e in zip(samples, frames, energy):  # labels = student + per-box offset
         s.energy = float(e) - offsets[f.info["seed"]] * 32
     groups = gap_groups(frames, "teacher_nvt", "onpolicy")
-    args = (collate, torch.float64, torch.device("cpu"))
+    args = (torch.float64, torch.device("cpu"))
     rng = np.random.default_rng(0)
     term, gap = ensemble_gap_loss(model, samples, groups, 6, rng, *args)
     assert float(term.detach()) == pytest.approx(0.0, abs=1e-20)
@@ -96,7 +96,7 @@ def test_the_terms_gradient_closes_the_gap():
     model = StudentModel(size_config("ultra-tiny", **ARCH))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
-    args = (collate, torch.float32, torch.device("cpu"))
+    args = (torch.float32, torch.device("cpu"))
     _, first = ensemble_gap_loss(model, samples, groups, 6, rng, *args)
     for _ in range(60):
         term, _ = ensemble_gap_loss(model, samples, groups, 6, rng, *args)

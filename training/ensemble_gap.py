@@ -89,7 +89,6 @@ def ensemble_gap_loss(
     groups: list[GapGroup],
     frames: int,
     rng: np.random.Generator,
-    collate,
     dtype: torch.dtype,
     device: torch.device,
 ) -> tuple[torch.Tensor, float]:
@@ -101,13 +100,14 @@ def ensemble_gap_loss(
         groups: from :func:`gap_groups`.
         frames: frames drawn from each ensemble of each box (fewer if a box has fewer).
         rng: the draw (seeded by the trainer: runs repeat).
-        collate: :func:`training.train.collate` (passed in: no import cycle).
         dtype: the training dtype.
         device: the training device.
 
     Returns:
         The loss term (unweighted, eV^2/atom^2) and the mean gap in meV/atom (for logs).
     """
+    from training.train import collate  # imported here: training.train imports this module
+
     chosen, sizes = [], []
     for group in groups:
         for indices in (group.reference, group.student):

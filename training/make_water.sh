@@ -217,3 +217,14 @@ done
     --nvt-ps 20 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
     --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet \
     --output runs/water-tiny-gap10000/v5
+
+# Tenth (data for later ensemble-gap rounds, nothing trained): SevenNet-0's own NVT at 300 K of
+# two more training boxes near 1 g/cm3 (04: 1.009, 17: 1.005), by multiple time stepping
+# (water-tiny fast, SevenNet-0 every 4th 0.5 fs step; ~0.65 s per step on one core), stored
+# and resumable in datasets/water-teacher-liquid/runs/: rerun to continue.
+for box in 04 17; do
+  .venv/bin/ase-distill validate --teacher sevennet-0 --teacher-mts water-tiny --fast \
+    --structure "datasets/water-teacher-liquid/box_$box.xyz" --temperature 300 --nvt-ps 4 \
+    --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 4 \
+    --teacher-runs datasets/water-teacher-liquid/runs --teacher-only --quiet
+done

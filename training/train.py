@@ -674,7 +674,6 @@ class Trainer:
             self.gap_groups,
             c.ensemble_gap_frames,
             rng,
-            collate,
             self.dtype,
             self.device,
         )
