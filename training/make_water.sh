@@ -195,22 +195,27 @@ gap_explore 0 water-tiny
 [ -f data/water-all-re0/dataset.xyz ] || \
   $PY -m training.combine data/water-all-re0 data/water-all data/water-teacher-liquid \
     data/water-re0-18 data/water-re0-20
-for weight in 1000 10000; do
-  train_stage "runs/water-tiny-gap$weight" --config training/configs/water_sevennet.yaml \
-    --size tiny --dataset data/water-all-re0/dataset.xyz --epochs 2 --threads 1 \
-    --set train.init_from=ase_distill/students/water-tiny.pt --set train.energy_weight=1000 \
-    --set train.lr=0.0003 --set train.ema_decay=0.995 \
-    --set train.select_metric=energy_mae_mev_per_atom \
-    --set train.ensemble_gap_weight="$weight" --set train.ensemble_student_kind=onpolicy_r0
-done
-for weight in 1000 10000; do
-  [ -f "runs/water-tiny-gap$weight/v4/box32_start_best/metrics.json" ] || \
-    .venv/bin/ase-distill validate --student "runs/water-tiny-gap$weight/best.pt" \
-      --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
-      --nvt-ps 8 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
-      --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet \
-      --output "runs/water-tiny-gap$weight/v4"
-done
+gap_finetune() {  # run prefix, dataset, gap weights...: 2 epochs from the shipped water-tiny
+  local prefix=$1 dataset=$2 weight  # per weight, then 8 ps of NVT of the validation box each
+  shift 2
+  for weight in "$@"; do
+    train_stage "runs/$prefix$weight" --config training/configs/water_sevennet.yaml \
+      --size tiny --dataset "$dataset" --epochs 2 --threads 1 \
+      --set train.init_from=ase_distill/students/water-tiny.pt --set train.energy_weight=1000 \
+      --set train.lr=0.0003 --set train.ema_decay=0.995 \
+      --set train.select_metric=energy_mae_mev_per_atom \
+      --set train.ensemble_gap_weight="$weight" --set train.ensemble_student_kind=onpolicy_r0
+  done
+  for weight in "$@"; do
+    [ -f "runs/$prefix$weight/v4/box32_start_best/metrics.json" ] || \
+      .venv/bin/ase-distill validate --student "runs/$prefix$weight/best.pt" \
+        --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
+        --nvt-ps 8 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
+        --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet \
+        --output "runs/$prefix$weight/v4"
+  done
+}
+gap_finetune water-tiny-gap data/water-all-re0/dataset.xyz 1000 10000
 [ -f runs/water-tiny-gap10000/v5/box32_start_best/metrics.json ] || \
   .venv/bin/ase-distill validate --student runs/water-tiny-gap10000/best.pt \
     --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
@@ -252,19 +257,4 @@ done
 [ -f data/water-all-re0x4/dataset.xyz ] || \
   $PY -m training.combine data/water-all-re0x4 data/water-all data/water-teacher-liquid4 \
     data/water-re0-18 data/water-re0-20 data/water-re0-04 data/water-re0-17
-for weight in 3000 10000; do
-  train_stage "runs/water-tiny-gap4x$weight" --config training/configs/water_sevennet.yaml \
-    --size tiny --dataset data/water-all-re0x4/dataset.xyz --epochs 2 --threads 1 \
-    --set train.init_from=ase_distill/students/water-tiny.pt --set train.energy_weight=1000 \
-    --set train.lr=0.0003 --set train.ema_decay=0.995 \
-    --set train.select_metric=energy_mae_mev_per_atom \
-    --set train.ensemble_gap_weight="$weight" --set train.ensemble_student_kind=onpolicy_r0
-done
-for weight in 3000 10000; do
-  [ -f "runs/water-tiny-gap4x$weight/v4/box32_start_best/metrics.json" ] || \
-    .venv/bin/ase-distill validate --student "runs/water-tiny-gap4x$weight/best.pt" \
-      --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
-      --nvt-ps 8 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
-      --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet \
-      --output "runs/water-tiny-gap4x$weight/v4"
-done
+gap_finetune water-tiny-gap4x data/water-all-re0x4/dataset.xyz 3000 10000
