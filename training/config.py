@@ -241,6 +241,21 @@ class TrainConfig(Checked):
     ensemble_gap_frames: int = option(4, AT_LEAST_ONE)  # frames per ensemble, box and step
     ensemble_reference_kind: str = "teacher_nvt"  # frame info 'kind' of the teacher's ensemble
     ensemble_student_kind: str = "onpolicy"  # and of the student's own
+    # weight of the structure term (training/structure_matching.py): the student's partial RDFs
+    # in its own NVT, reweighted to the current parameters, against the teacher's; 0: off
+    structure_weight: float = option(0.0, NON_NEGATIVE)
+    structure_target: str = ""  # the teacher's frames: PATH[@START:STOP][+PATH...]
+    structure_boxes: str = ""  # start frames of the student's NVT chains, one per box (same spec)
+    structure_temperature: float = option(300.0, POSITIVE)  # K
+    structure_equilibrate_ps: float = option(0.25, NON_NEGATIVE)  # per chain and epoch
+    structure_sample_ps: float = option(1.25, POSITIVE)  # per chain and epoch, after that
+    structure_interval: int = option(40, AT_LEAST_ONE)  # 0.5 fs steps between sampled frames
+    structure_frames: int = option(40, AT_LEAST_ONE)  # frames reweighted per training step
+    structure_min_ess: float = option(0.5, FRACTION)  # below it the term pauses till resampling
+    # "reweighted": DiffTRe's estimate, paused below structure_min_ess; "local": the gradient at
+    # the current parameters on the epoch's frames (96-atom boxes: one Adam step moves frame
+    # energies by several kT, so reweighted estimates collapse within steps)
+    structure_estimator: str = option("reweighted", one_of("reweighted", "local"))
     ema_decay: float = option(0.995, FRACTION)
     grad_clip: float = option(10.0, POSITIVE)
     patience: int = option(30, AT_LEAST_ONE)

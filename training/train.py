@@ -41,6 +41,7 @@ from training.config import ConfigError, TrainConfig, to_dict
 from training.ensemble_gap import GapGroup, ensemble_gap_loss, gap_groups
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md
+from training.structure_matching import StructureTerm
 
 #: Config keys that may change on ``--resume`` (they do not change what was trained so far).
 RESUMABLE_CHANGES = {"epochs", "patience", "threads", "device", "time_budget_minutes"}
@@ -502,6 +503,7 @@ class Trainer:
         self.train_samples, self.val_samples = self._samples()
         self.gap_groups = self._gap_groups()
         self.epoch_gaps: list[float] = []  # the sampled ensemble gaps of this epoch (meV/atom)
+        self.structure = self._structure_term()
         torch.manual_seed(config.seed)
         self.model = StudentModel(self.arch)
         reference = fit_energy_reference(self.train_samples, self.arch.species)
@@ -569,6 +571,19 @@ class Trainer:
             )
         frames = self.by_split["train"]
         return gap_groups(frames, c.ensemble_reference_kind, c.ensemble_student_kind)
+
+    def _structure_term(self) -> StructureTerm | None:
+        """The RDF-matching term (none when its weight is 0)."""
+        if self.config.structure_weight <= 0:
+            return None
+        if self.world > 1:
+            raise ConfigError(
+                "train.structure_weight > 0 runs in one process only; set it to 0 for a "
+                "distributed run, or train on one device."
+            )
+        return StructureTerm(
+            self.config, self.out / "structure_chains.xyz", self.dtype, self.device
+        )
 
     def _start_from(self, path: Path) -> None:
         """Weights (energy reference included) of a checkpoint of the same architecture."""
@@ -644,6 +659,8 @@ class Trainer:
         total, batches = 0.0, self._batches(self.epoch)
         gap_rng = np.random.default_rng([self.config.seed, self.epoch])  # resumes repeat it
         self.epoch_gaps = []
+        if self.structure is not None:  # the student's own NVT, with this epoch's weights
+            self.structure.resample(self.model, self.epoch, self.progress)
         bar = tqdm(
             batches,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
@@ -655,6 +672,8 @@ class Trainer:
             loss = self._batch_loss(batch)
             if self.gap_groups:
                 loss = loss + self._gap_term(gap_rng)
+            if self.structure is not None and (term := self.structure.step(self.model, gap_rng)):
+                loss = loss + term
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -761,6 +780,7 @@ class Trainer:
             "val_energy_mae_mev_per_atom": val["energy_mae_mev_per_atom"],
             "seconds": round(self.seconds, 1),
             **self._gap_row(),
+            **(self.structure.row() if self.structure is not None else {}),
         }
 
     def _gap_row(self) -> dict[str, float]:
@@ -777,6 +797,13 @@ class Trainer:
             + (
                 f"  ensemble gap {row['train_ensemble_gap_mev_per_atom']:+.2f} meV/atom"
                 if "train_ensemble_gap_mev_per_atom" in row
+                else ""
+            )
+            + (
+                f"  O-O shell sampled {row['structure_sampled_oo_shell']:.2f} -> reweighted "
+                f"{row.get('structure_reweighted_oo_shell', float('nan')):.2f} (teacher "
+                f"{row['structure_target_oo_shell']:.2f})"
+                if "structure_sampled_oo_shell" in row
                 else ""
             )
         )
