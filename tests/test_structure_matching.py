@@ -193,3 +193,13 @@ def test_local_estimator_has_reweightings_gradient_at_the_sampling_point():
         float(torch.mean((ensemble.rdfs.mean(0) - target) ** 2))
     )
     assert ess < 1.0  # the drift since sampling is still reported
+
+
+def test_intermolecular_rdfs_drop_the_bonds_and_keep_the_rest():
+    frames = _frames(1)
+    grid = common_grid(frames)
+    x = 0.5 * (grid.edges[1:] + grid.edges[:-1])
+    every, between = target_rdfs(frames, grid), target_rdfs(frames, grid, intermolecular=True)
+    assert every[1][x < 1.3].max() > 10 and between[1][x < 1.3].max() == 0  # O-H bonds gone
+    assert between[0] == pytest.approx(every[0])  # no O-O pair is bonded
+    assert np.all(between <= every + 1e-12)

@@ -256,6 +256,7 @@ class TrainConfig(Checked):
     # the current parameters on the epoch's frames (96-atom boxes: one Adam step moves frame
     # energies by several kT, so reweighted estimates collapse within steps)
     structure_estimator: str = option("reweighted", one_of("reweighted", "local"))
+    structure_intermolecular: bool = False  # match only pairs in different molecules (liquids)
     ema_decay: float = option(0.995, FRACTION)
     grad_clip: float = option(10.0, POSITIVE)
     patience: int = option(30, AT_LEAST_ONE)
@@ -274,6 +275,9 @@ class TrainConfig(Checked):
     max_validation_frames: int = option(0, NON_NEGATIVE)
     # the validation metric that picks the best epoch (energy: for an energy-weighted stage)
     select_metric: str = option("force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom"))
+    # also keep every epoch's EMA model as OUTPUT/epoch_NNN.pt (best.pt is still chosen by
+    # select_metric): for stages whose real test is MD, not the validation frames
+    keep_epochs: bool = False
     # stop after this many minutes of training (0: no limit); the cosine schedule then runs over
     # whichever ends first, the epochs or the minutes (a GPU lease, a cluster wall time)
     time_budget_minutes: float = option(0.0, NON_NEGATIVE)

@@ -58,15 +58,31 @@ class RdfGrid:
         return np.linspace(0.0, self.r_max, self.bins + 1)
 
 
-def frame_rdfs(atoms: Atoms, grid: RdfGrid) -> np.ndarray:
-    """Partial RDFs ``g_ab(r)`` of one periodic frame, shape ``(len(PAIRS), bins)``."""
+def frame_rdfs(atoms: Atoms, grid: RdfGrid, intermolecular: bool = False) -> np.ndarray:
+    """Partial RDFs ``g_ab(r)`` of one periodic frame, shape ``(len(PAIRS), bins)``.
+
+    Args:
+        atoms: the frame.
+        grid: the bins.
+        intermolecular: count only pairs in different molecules (bond graph of
+            ``md_validation.metrics.molecule_index``), normalised as all pairs are. The
+            intramolecular peaks (O-H at 0.97 A, height ~28) are a matter of force matching, and
+            at 0.04 A bins their sampling noise alone outweighs the liquid's structure.
+    """
     _, dist = get_distances(atoms.positions, cell=atoms.cell, pbc=True)
+    if intermolecular:
+        from md_validation.metrics import molecule_index
+
+        # bonds up to 1.35 x the covalent radii: a hot O-H bond (1.2 A) stays in its molecule,
+        # a hydrogen bond (O...H from 1.5 A) never joins two
+        mol = molecule_index(atoms, mult=1.35)
+        dist = np.where(mol[:, None] == mol[None, :], np.inf, dist)
     numbers, volume, edges = atoms.numbers, atoms.get_volume(), grid.edges
     shells = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     out = np.zeros((len(PAIRS), grid.bins))
     for k, (a, b) in enumerate(PAIRS):
         ia, ib = np.flatnonzero(numbers == a), np.flatnonzero(numbers == b)
-        d = dist[np.ix_(ia, ib)]
+        d = dist[np.ix_(ia, ib)]  # inf: an excluded pair, outside every bin
         pairs = len(ia) * len(ib)
         if a == b:  # self-pairs excluded, as MDAnalysis's exclusion block does
             d = d[~np.eye(len(ia), dtype=bool)]
@@ -96,9 +112,9 @@ def read_frames(spec: str) -> list[Atoms]:
     return frames
 
 
-def target_rdfs(frames: list[Atoms], grid: RdfGrid) -> np.ndarray:
+def target_rdfs(frames: list[Atoms], grid: RdfGrid, intermolecular: bool = False) -> np.ndarray:
     """The mean partial RDFs of the teacher's frames."""
-    return np.mean([frame_rdfs(f, grid) for f in frames], axis=0)
+    return np.mean([frame_rdfs(f, grid, intermolecular) for f in frames], axis=0)
 
 
 def common_grid(frames: list[Atoms]) -> RdfGrid:
@@ -169,11 +185,15 @@ class ReweightedEnsemble:
         device: training device.
     """
 
-    def __init__(self, model, frames, grid, temperature, dtype, device) -> None:
+    def __init__(
+        self, model, frames, grid, temperature, dtype, device, intermolecular: bool = False
+    ) -> None:
         self.beta = 1.0 / (units.kB * temperature)
         self.grid, self.dtype, self.device = grid, dtype, device
         self.rdfs = torch.tensor(
-            np.stack([frame_rdfs(f, grid) for f in frames]), dtype=dtype, device=device
+            np.stack([frame_rdfs(f, grid, intermolecular) for f in frames]),
+            dtype=dtype,
+            device=device,
         )
         self.graphs = [
             structure_graph(f, model.cutoff, model.species, min_distance=None) for f in frames
@@ -275,7 +295,8 @@ class StructureTerm:
             str(chain_file) if chain_file.is_file() else config.structure_boxes
         )
         self.grid = common_grid(teacher + self.starts)
-        self.target = torch.tensor(target_rdfs(teacher, self.grid), dtype=dtype, device=device)
+        target = target_rdfs(teacher, self.grid, config.structure_intermolecular)
+        self.target = torch.tensor(target, dtype=dtype, device=device)
         self.ensemble: ReweightedEnsemble | None = None
         self.active = False
         self.log: dict[str, list[float]] = {}
@@ -302,7 +323,13 @@ class StructureTerm:
         _atomic_write_frames(self.chain_file, ends)
         self.starts = ends
         self.ensemble = ReweightedEnsemble(
-            model, frames, self.grid, c.structure_temperature, self.dtype, self.device
+            model,
+            frames,
+            self.grid,
+            c.structure_temperature,
+            self.dtype,
+            self.device,
+            c.structure_intermolecular,
         )
         sampled = float(self.ensemble.rdfs[:, 0].mean(0).cpu().numpy()[self._shell()].mean())
         self.log = {"sampled_oo_shell": [sampled], "loss": [], "ess": [], "reweighted_oo_shell": []}

@@ -44,7 +44,14 @@ from training.heldout import HELDOUT_SPLIT, heldout_md
 from training.structure_matching import StructureTerm
 
 #: Config keys that may change on ``--resume`` (they do not change what was trained so far).
-RESUMABLE_CHANGES = {"epochs", "patience", "threads", "device", "time_budget_minutes"}
+RESUMABLE_CHANGES = {
+    "epochs",
+    "patience",
+    "threads",
+    "device",
+    "time_budget_minutes",
+    "keep_epochs",
+}
 #: Files of a run; a folder holding any of them is a run (refused without resume / overwrite).
 RUN_FILES = ("last.pt", "best.pt", "best.json", "metrics.json", "summary.json", "config.json")
 EVAL_SPLITS = ("validation", "test", "test_molecule")
@@ -733,6 +740,9 @@ class Trainer:
             return
         if improved:
             save_checkpoint(ema_model, self.out / "best", {"training": {"epoch": self.epoch}})
+        if self.config.keep_epochs:  # e.g. a structure stage, judged later by MD
+            meta = {"training": {"epoch": self.epoch}}
+            save_checkpoint(ema_model, self.out / f"epoch_{self.epoch:03d}", meta)
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
