@@ -28,6 +28,7 @@ from md_validation.metrics import h_error, rdf
 
 SHELL_A = (2.55, 2.95)  # the O-O first peak of liquid water
 MINIMUM_A = (3.1, 3.6)  # the first minimum, which deepens as the H-bond network orders
+BONDED_BELOW_A = 1.75  # water's intramolecular peaks (O-H 0.97 A, H-H 1.53 A) lie below this
 
 
 def _mean_in(x: np.ndarray, y: np.ndarray, bounds: tuple[float, float]) -> float:
@@ -58,6 +59,14 @@ def _load(spec: str) -> tuple[str, list[Atoms]]:
     return label, frames
 
 
+def h_below(x: np.ndarray, reference: np.ndarray, other: np.ndarray, r: float) -> float:
+    """The part of :func:`h_error` that comes from distances below ``r``."""
+    dx = float(x[1] - x[0])
+    below = x < r
+    diff = np.sum(np.abs(reference - other)[below]) * dx
+    return float(diff / (np.sum(np.abs(reference)) * dx))
+
+
 def compare(specs: list[str], window: int) -> dict:
     """Pairwise total-RDF h and per-run O-O order of ``LABEL=PATH[@START:STOP]`` runs."""
     labels = [s.partition("=")[0] for s in specs]
@@ -69,9 +78,14 @@ def compare(specs: list[str], window: int) -> dict:
         f"{a} vs {b}": h_error(curves[a][0], curves[a][1], curves[b][1])
         for a, b in itertools.combinations(runs, 2)
     }
+    below = {
+        f"{a} vs {b}": h_below(curves[a][0], curves[a][1], curves[b][1], BONDED_BELOW_A)
+        for a, b in itertools.combinations(runs, 2)
+    }
     return {
         "runs": {label: {"frames": len(runs[label]), "spec": s} for label, s in zip(labels, specs)},
         "total_rdf_h": pairs,
+        f"total_rdf_h_from_below_{BONDED_BELOW_A}A": below,
         "oo_order": {label: oo_order(f, window) for label, f in runs.items()},
         "window_frames": window,
         "bounds_A": {"shell": SHELL_A, "minimum": MINIMUM_A},
@@ -89,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError("Give two or more runs and --window >= 1.")
     result = compare(args.runs, args.window)
     atomic_write_json(Path(args.output), result)
+    below = result[f"total_rdf_h_from_below_{BONDED_BELOW_A}A"]
     for pair, h in result["total_rdf_h"].items():
-        print(f"total RDF h {pair}: {h:.3f}")
+        print(f"total RDF h {pair}: {h:.3f} ({below[pair]:.3f} from r < {BONDED_BELOW_A} A)")
     for label, windows in result["oo_order"].items():
         text = " ".join(f"{w['shell']:.2f}/{w['minimum']:.2f}" for w in windows)
         print(f"O-O shell/minimum {label}: {text}")

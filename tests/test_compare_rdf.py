@@ -17,6 +17,8 @@ def test_a_run_against_itself_has_h_zero_and_windows_show_order(tmp_path):
     assert result["total_rdf_h"]["a vs c"] > 0
     assert [len(v) for v in result["oo_order"].values()] == [2, 2, 2]
     assert set(result["oo_order"]["a"][0]) == {"shell", "minimum"}
+    part = result["total_rdf_h_from_below_1.75A"]["a vs c"]
+    assert 0 < part < result["total_rdf_h"]["a vs c"]  # the bonds' share of h, not all of it
 
 
 def test_plus_pools_slices_under_one_label(tmp_path):

@@ -258,3 +258,37 @@ done
   $PY -m training.combine data/water-all-re0x4 data/water-all data/water-teacher-liquid4 \
     data/water-re0-18 data/water-re0-20 data/water-re0-04 data/water-re0-17
 gap_finetune water-tiny-gap4x data/water-all-re0x4/dataset.xyz 3000 10000
+
+# Twelfth: the structure itself as the loss (training/structure_matching.py). Each epoch the
+# student runs NVT at 300 K from two frames of SevenNet-0's own liquid of the validation box
+# (0.2 ps, then 0.8 ps sampled every 20 fs; the chains continue across epochs), and 25 steps
+# pull its O-O / O-H / H-H RDFs, reweighted to the current weights ("local" estimator), towards
+# the teacher's over the EARLIER halves of its two long runs (TIP3P start 6.4-8.2 ps, ordered
+# start 1-2.8 ps); the LATER halves stay the reference the validation's h is measured on.
+# Learning rate 1e-4, every epoch kept (runs/NAME/epoch_NNN.pt). Weight 3 on all pairs went
+# past the teacher in one epoch; weight 2 on intermolecular pairs is the candidate (README).
+TR=reports/water/teacher_runs
+structure_stage() {  # NAME WEIGHT INTERMOLECULAR EPOCHS
+  train_stage "runs/$1" --config training/configs/water_sevennet.yaml --size tiny \
+    --dataset data/water-all/dataset.xyz --epochs "$4" --threads 1 \
+    --set train.init_from=ase_distill/students/water-tiny.pt --set train.energy_weight=1000 \
+    --set train.lr=0.0001 --set train.ema_decay=0.95 --set train.max_steps_per_epoch=25 \
+    --set train.max_validation_frames=40 --set train.keep_epochs=true \
+    --set train.structure_weight="$2" --set train.structure_estimator=local \
+    --set train.structure_intermolecular="$3" \
+    --set train.structure_target=$TR/cdd2aef06f0537c1259b.traj@0:357+$TR/9d529478514113c8b363.traj@0:357 \
+    --set train.structure_boxes=$TR/cdd2aef06f0537c1259b.traj@356+$TR/9d529478514113c8b363.traj@356 \
+    --set train.structure_equilibrate_ps=0.2 --set train.structure_sample_ps=0.8
+}
+validate_epoch() {  # NAME EPOCH PS OUT: NVT of the validation box (the v4 command)
+  [ -f "runs/$1/$4/box32_start_epoch_$2/metrics.json" ] || \
+    .venv/bin/ase-distill validate --student "runs/$1/epoch_$2.pt" \
+      --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
+      --nvt-ps "$3" --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
+      --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet \
+      --output "runs/$1/$4"
+}
+structure_stage water-tiny-rdf3 3 false 2
+validate_epoch water-tiny-rdf3 001 8 v4e1
+structure_stage water-tiny-rdf2i 2 true 3
+validate_epoch water-tiny-rdf2i 001 20 v5e1
