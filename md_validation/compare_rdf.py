@@ -44,26 +44,31 @@ def oo_order(frames: list[Atoms], window: int) -> list[dict[str, float]]:
     return out
 
 
+def read_frames(spec: str) -> list[Atoms]:
+    """Periodic frames of ``PATH[@START:STOP][+PATH...]`` (``+`` pools runs or slices)."""
+    frames: list[Atoms] = []
+    for part in spec.split("+"):
+        path, _, index = part.partition("@")
+        if not Path(path).is_file():
+            raise ValueError(f"{path} does not exist (from {spec!r}).")
+        got = read(path, index or ":")
+        frames += got if isinstance(got, list) else [got]
+    if not frames or not all(f.pbc.all() for f in frames):
+        raise ValueError(f"{spec!r} holds no periodic frames; RDFs need periodic cells.")
+    return frames
+
+
 def _load(spec: str) -> tuple[str, list[Atoms]]:
     label, sep, rest = spec.partition("=")
     if not sep:
         raise ValueError(f"{spec!r} must look like LABEL=PATH or LABEL=PATH@START:STOP.")
-    frames = []
-    for part in rest.split("+"):
-        path, _, index = part.partition("@")
-        if not Path(path).is_file():
-            raise ValueError(f"{path} does not exist (from {spec!r}).")
-        frames += read(path, index or ":")
-    if not frames or not all(f.pbc.all() for f in frames):
-        raise ValueError(f"{spec!r} holds no periodic frames; RDFs need periodic cells.")
-    return label, frames
+    return label, read_frames(rest)
 
 
 def h_below(x: np.ndarray, reference: np.ndarray, other: np.ndarray, r: float) -> float:
     """The part of :func:`h_error` that comes from distances below ``r``."""
     dx = float(x[1] - x[0])
-    below = x < r
-    diff = np.sum(np.abs(reference - other)[below]) * dx
+    diff = np.sum(np.abs(reference - other)[x < r]) * dx
     return float(diff / (np.sum(np.abs(reference)) * dx))
 
 

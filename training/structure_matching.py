@@ -22,7 +22,6 @@ code, so their difference is what MD would show.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,6 @@ import numpy as np
 import torch
 from ase import Atoms, units
 from ase.geometry import get_distances
-from ase.io import read
 from ase.md.langevin import Langevin
 from tqdm import tqdm
 
@@ -93,23 +91,17 @@ def frame_rdfs(atoms: Atoms, grid: RdfGrid, intermolecular: bool = False) -> np.
 
 
 def read_frames(spec: str) -> list[Atoms]:
-    """Frames of ``PATH[@START:STOP][+PATH...]`` (as ``md_validation.compare_rdf`` reads them).
+    """Frames of ``PATH[@START:STOP][+PATH...]``, as ``md_validation.compare_rdf`` reads them.
 
     Raises:
         StructureMatchingError: a missing file, or no periodic frames.
     """
-    frames: list[Atoms] = []
-    for part in spec.split("+"):
-        path, _, index = part.partition("@")
-        if not Path(path).is_file():
-            raise StructureMatchingError(
-                f"{path} (in {spec!r}) does not exist; give PATH[@START:STOP][+PATH...]."
-            )
-        got = read(path, index or ":")
-        frames += got if isinstance(got, list) else [got]
-    if not frames or not all(f.pbc.all() for f in frames):
-        raise StructureMatchingError(f"{spec!r} holds no periodic frames; RDFs need a cell.")
-    return frames
+    from md_validation.compare_rdf import read_frames as read_spec
+
+    try:
+        return read_spec(spec)
+    except ValueError as err:
+        raise StructureMatchingError(f"{err} Give PATH[@START:STOP][+PATH...].") from err
 
 
 def target_rdfs(frames: list[Atoms], grid: RdfGrid, intermolecular: bool = False) -> np.ndarray:
@@ -133,7 +125,7 @@ def sample_chain(
     seed: int,
     progress: bool = False,
 ) -> list[Atoms]:
-    """NVT (Langevin, 0.5 fs) of ``start`` with a float32 copy of ``model``.
+    """NVT (Langevin, 0.5 fs) of ``start`` with a float32 copy of ``model`` (the calculator's).
 
     Frames every ``interval`` steps after ``equilibrate_steps``; momenta are kept, so a chain
     continues from its last frame. ``start`` and ``model`` are not changed.
@@ -258,11 +250,13 @@ def structure_loss(
     return loss, ess, first_shell(g.detach()[0].cpu().numpy(), ensemble.grid)
 
 
-def first_shell(g_oo: np.ndarray, grid: RdfGrid, bounds=(2.55, 2.95)) -> float:
+def first_shell(g_oo: np.ndarray, grid: RdfGrid) -> float:
     """Mean O-O g(r) over the first shell (``md_validation.compare_rdf``'s measure of order)."""
+    from md_validation.compare_rdf import SHELL_A
+
     edges = grid.edges
     x = 0.5 * (edges[1:] + edges[:-1])
-    return float(g_oo[(x > bounds[0]) & (x < bounds[1])].mean())
+    return float(g_oo[(x > SHELL_A[0]) & (x < SHELL_A[1])].mean())
 
 
 class StructureTerm:
@@ -305,11 +299,10 @@ class StructureTerm:
         """New frames from every chain with ``model`` (its copy; ``model`` is not changed)."""
         c = self.config
         steps = lambda ps: int(round(ps * 2000))  # noqa: E731 (0.5 fs steps)
-        sampler = detached_copy(model).float()
         frames, ends = [], []
         for k, start in enumerate(self.starts):
             chain = sample_chain(
-                sampler,
+                model,
                 start,
                 c.structure_temperature,
                 steps(c.structure_equilibrate_ps),
@@ -331,14 +324,9 @@ class StructureTerm:
             self.device,
             c.structure_intermolecular,
         )
-        sampled = float(self.ensemble.rdfs[:, 0].mean(0).cpu().numpy()[self._shell()].mean())
+        sampled = first_shell(self.ensemble.rdfs[:, 0].mean(0).cpu().numpy(), self.grid)
         self.log = {"sampled_oo_shell": [sampled], "loss": [], "ess": [], "reweighted_oo_shell": []}
         self.active = True
-
-    def _shell(self) -> np.ndarray:
-        edges = self.grid.edges
-        x = 0.5 * (edges[1:] + edges[:-1])
-        return (x > 2.55) & (x < 2.95)
 
     def step(self, model, rng: np.random.Generator) -> torch.Tensor | None:
         """This step's weighted term, or ``None`` while paused."""
@@ -359,7 +347,7 @@ class StructureTerm:
     def row(self) -> dict[str, float]:
         """The epoch's numbers for the metrics row."""
         out = {f"structure_{k}": float(np.mean(v)) for k, v in self.log.items() if v}
-        target_shell = float(self.target[0].cpu().numpy()[self._shell()].mean())
+        target_shell = first_shell(self.target[0].cpu().numpy(), self.grid)
         return {
             **out,
             "structure_target_oo_shell": target_shell,
@@ -374,8 +362,3 @@ def _atomic_write_frames(path: Path, frames: list[Atoms]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp, frames, format="extxyz")
     tmp.replace(path)
-
-
-def detached_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of the student for sampling (the trainer's module keeps training)."""
-    return copy.deepcopy(model).eval()
