@@ -666,6 +666,7 @@ class Trainer:
         total, batches = 0.0, self._batches(self.epoch)
         gap_rng = np.random.default_rng([self.config.seed, self.epoch])  # resumes repeat it
         self.epoch_gaps = []
+        structure_rng = np.random.default_rng([self.config.seed, self.epoch, 1])  # its own draws
         if self.structure is not None:  # the student's own NVT, with this epoch's weights
             self.structure.resample(self.model, self.epoch, self.progress)
         bar = tqdm(
@@ -679,8 +680,9 @@ class Trainer:
             loss = self._batch_loss(batch)
             if self.gap_groups:
                 loss = loss + self._gap_term(gap_rng)
-            if self.structure is not None and (term := self.structure.step(self.model, gap_rng)):
-                loss = loss + term
+            if self.structure is not None:
+                term = self.structure.step(self.model, structure_rng)
+                loss = loss if term is None else loss + term
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
