@@ -268,16 +268,17 @@ gap_finetune water-tiny-gap4x data/water-all-re0x4/dataset.xyz 3000 10000
 # Learning rate 1e-4, every epoch kept (runs/NAME/epoch_NNN.pt). Weight 3 on all pairs went
 # past the teacher in one epoch; weight 2 on intermolecular pairs is the candidate (README).
 TR=reports/water/teacher_runs
-structure_stage() {  # NAME WEIGHT INTERMOLECULAR EPOCHS
+TEACHER_STARTS=$TR/cdd2aef06f0537c1259b.traj@356+$TR/9d529478514113c8b363.traj@356
+structure_stage() {  # NAME WEIGHT INTERMOLECULAR EPOCHS [INIT [CHAIN_STARTS]]
   train_stage "runs/$1" --config training/configs/water_sevennet.yaml --size tiny \
     --dataset data/water-all/dataset.xyz --epochs "$4" --threads 1 \
-    --set train.init_from=ase_distill/students/water-tiny.pt --set train.energy_weight=1000 \
+    --set train.init_from="${5:-ase_distill/students/water-tiny.pt}" --set train.energy_weight=1000 \
     --set train.lr=0.0001 --set train.ema_decay=0.95 --set train.max_steps_per_epoch=25 \
     --set train.max_validation_frames=40 --set train.keep_epochs=true \
     --set train.structure_weight="$2" --set train.structure_estimator=local \
     --set train.structure_intermolecular="$3" \
     --set train.structure_target=$TR/cdd2aef06f0537c1259b.traj@0:357+$TR/9d529478514113c8b363.traj@0:357 \
-    --set train.structure_boxes=$TR/cdd2aef06f0537c1259b.traj@356+$TR/9d529478514113c8b363.traj@356 \
+    --set train.structure_boxes="${6:-$TEACHER_STARTS}" \
     --set train.structure_equilibrate_ps=0.2 --set train.structure_sample_ps=0.8
 }
 validate_epoch() {  # NAME EPOCH PS OUT: NVT of the validation box (the v4 command)
@@ -292,3 +293,15 @@ structure_stage water-tiny-rdf3 3 false 2
 validate_epoch water-tiny-rdf3 001 8 v4e1
 structure_stage water-tiny-rdf2i 2 true 3
 validate_epoch water-tiny-rdf2i 001 20 v5e1
+
+# Thirteenth: chains that start where the student's liquid ends up. The candidate above matched
+# the teacher 1-10 ps into NVT and over-ordered by 18-20 ps (O-O first shell 2.67): 1 ps chains
+# from the teacher's liquid never see that state. Here the candidate (epoch 1) trains on with one
+# chain from the teacher's liquid and two from its own 19 and 19.5 ps frames (kept in
+# reports/water/structure/late_starts.xyz), so the term pulls on the late, over-ordered state too.
+LATE=reports/water/structure/late_starts.xyz
+[ -f $LATE ] || $PY -c "from ase.io import read, write; write('$LATE', read(
+  'runs/water-tiny-rdf2i/v5e1/box32_start_epoch_001/nvt_epoch_001.traj', '3800:3901:100'))"
+structure_stage water-tiny-rdf2l 2 true 2 reports/water/structure/water-tiny-rdf2i/epoch_001.pt \
+  "$TR/cdd2aef06f0537c1259b.traj@356+$LATE@0+$LATE@1"
+validate_epoch water-tiny-rdf2l 001 20 v5e1
