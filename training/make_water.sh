@@ -305,3 +305,4 @@ LATE=reports/water/structure/late_starts.xyz
 structure_stage water-tiny-rdf2l 2 true 2 reports/water/structure/water-tiny-rdf2i/epoch_001.pt \
   "$TR/cdd2aef06f0537c1259b.traj@356+$LATE@0+$LATE@1"
 validate_epoch water-tiny-rdf2l 001 20 v5e1
+validate_epoch water-tiny-rdf2l 002 20 v5e2
