@@ -299,6 +299,8 @@ validate_epoch water-tiny-rdf2i 001 20 v5e1
 # from the teacher's liquid never see that state. Here the candidate (epoch 1) trains on with one
 # chain from the teacher's liquid and two from its own 19 and 19.5 ps frames (kept in
 # reports/water/structure/late_starts.xyz), so the term pulls on the late, over-ordered state too.
+# Result, NOT shipped: the sample came down (O-O 2.58, 2.57) but 20 ps of NVT ordered more
+# (2.67-2.80 at 18-20 ps, h 0.051 / 0.072 against the pooled late teacher; README).
 LATE=reports/water/structure/late_starts.xyz
 [ -f $LATE ] || $PY -c "from ase.io import read, write; write('$LATE', read(
   'runs/water-tiny-rdf2i/v5e1/box32_start_epoch_001/nvt_epoch_001.traj', '3800:3901:100'))"
