@@ -20,6 +20,7 @@ from training.structure_matching import (
     StructureMatchingError,
     StructureTerm,
     common_grid,
+    sample_chain,
     structure_loss,
     target_rdfs,
 )
@@ -203,3 +204,15 @@ def test_intermolecular_rdfs_drop_the_bonds_and_keep_the_rest():
     assert every[1][x < 1.3].max() > 10 and between[1][x < 1.3].max() == 0  # O-H bonds gone
     assert between[0] == pytest.approx(every[0])  # no O-O pair is bonded
     assert np.all(between <= every + 1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU)")
+def test_chains_run_on_the_training_device():
+    # float32 on two devices: a few steps agree far below an MD step's motion (~1e-3 A)
+    model, start = _model(), _frames(1)[0]
+    args = (start, 300.0, 0, 6, 2)
+    on_cpu = sample_chain(model, *args, seed=1)
+    on_gpu = sample_chain(model.cuda(), *args, seed=1, device="cuda")
+    assert next(model.parameters()).device.type == "cuda"  # the caller's model is not moved
+    for a, b in zip(on_cpu, on_gpu, strict=True):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-4)

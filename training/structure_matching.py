@@ -124,16 +124,19 @@ def sample_chain(
     interval: int,
     seed: int,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> list[Atoms]:
     """NVT (Langevin, 0.5 fs) of ``start`` with a float32 copy of ``model`` (the calculator's).
 
     Frames every ``interval`` steps after ``equilibrate_steps``; momenta are kept, so a chain
-    continues from its last frame. ``start`` and ``model`` are not changed.
+    continues from its last frame. ``start`` and ``model`` are not changed. ``device`` is the
+    training device: the chains are the term's cost (~80 ms per step of 96 atoms on a core),
+    and long chains are what a GPU run of the term is for.
     """
     from ase_distill.calculator import DistilledCalculator
 
     atoms = start.copy()
-    atoms.calc = DistilledCalculator(model, dtype=torch.float32, compile=False)
+    atoms.calc = DistilledCalculator(model, dtype=torch.float32, compile=False, device=device)
     if not atoms.has("momenta") or not np.any(atoms.get_momenta()):
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
@@ -310,6 +313,7 @@ class StructureTerm:
                 c.structure_interval,
                 seed=c.seed * 1000 + epoch * 10 + k,
                 progress=progress,
+                device=self.device,
             )
             frames += chain
             ends.append(chain[-1])
