@@ -49,6 +49,8 @@ class StudentConfig:
         features: width of scalar and vector features.
         interactions: number of message-passing blocks.
         radial_basis: number of Bessel radial functions.
+        pair_knots: knots of the additive pair-force table (:class:`PairTable`); 0: none.
+        pair_start: where the pair table starts, Angstrom (its force is zero below).
 
     """
 
@@ -58,6 +60,8 @@ class StudentConfig:
     interactions: int = 3
     radial_basis: int = 16
     architecture: str = field(default="painn")
+    pair_knots: int = 0
+    pair_start: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "species", tuple(int(z) for z in self.species))
@@ -67,6 +71,11 @@ class StudentConfig:
             raise ValueError(f"species must be atomic numbers 1..118, got {self.species}.")
         if self.cutoff <= 0 or self.features < 2 or self.interactions < 1 or self.radial_basis < 1:
             raise ValueError(f"Invalid architecture sizes: {self}.")
+        if self.pair_knots < 0 or (self.pair_knots and not 0 <= self.pair_start < self.cutoff):
+            raise ValueError(
+                f"pair_knots must be >= 0 and pair_start in [0, cutoff), got {self.pair_knots} "
+                f"and {self.pair_start} (cutoff {self.cutoff})."
+            )
         if self.architecture != "painn":
             raise ValueError(f"Unknown architecture {self.architecture!r}; only 'painn' exists.")
 
@@ -74,6 +83,8 @@ class StudentConfig:
         """JSON-friendly dict (round-trips through :meth:`from_dict`)."""
         d = asdict(self)
         d["species"] = list(self.species)
+        if not self.pair_knots:  # students without a pair table keep their cards' layout
+            del d["pair_knots"], d["pair_start"]
         return d
 
     @classmethod
@@ -313,6 +324,90 @@ class Readout(nn.Module):
         return self.scale.to(out.dtype) * out + self.reference.to(out.dtype)[species_index]
 
 
+class PairTable(nn.Module):
+    """An additive pair energy per species pair, given by its pair force as a cubic B-spline.
+
+    ``g(r) = dV/dr`` (eV/A; > 0 pulls the pair together) is a uniform cubic B-spline of the
+    ``knots`` coefficients of each species pair between ``start`` and the cutoff, padded with
+    three zero coefficients at each end, so that ``g`` and its first two derivatives vanish at
+    both ends; ``V(r) = -int_r^cutoff g``, so the energy, force and force derivative are
+    continuous and vanish at and beyond the cutoff, and there is no force below ``start``.
+    Why a table of forces: it is fitted by linear least squares to force residuals
+    (:mod:`training.pair_correction`), a correction that the message passing misses (water's
+    intermolecular O-O forces).
+    """
+
+    #: Integrals of the four uniform cubic B-spline pieces over one segment (in units of h).
+    WHOLE = (1.0 / 24.0, 11.0 / 24.0, 11.0 / 24.0, 1.0 / 24.0)
+
+    def __init__(self, n_species: int, knots: int, start: float, cutoff: float) -> None:
+        super().__init__()
+        self.knots = int(knots)
+        self.start = float(start)
+        self.segments = self.knots + 3
+        self.spacing = (float(cutoff) - self.start) / self.segments
+        table = torch.zeros(n_species, n_species, self.knots, dtype=torch.float64)
+        self.register_buffer("table", table, persistent=self.knots > 0)
+        # tail[k, p]: integral of padded basis function p over the segments after k (units of h)
+        whole = torch.zeros(self.segments, self.knots + 6, dtype=torch.float64)
+        for k in range(self.segments):
+            for m in range(4):
+                whole[k, k + m] = self.WHOLE[m]
+        tail = torch.flip(torch.cumsum(torch.flip(whole, [0]), 0), [0])
+        tail = torch.cat([tail[1:], torch.zeros_like(tail[:1])])
+        self.register_buffer("tail", tail, persistent=False)
+
+    def locate(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segment ``k`` (E,) and position ``t`` in it (E,) of each distance (clamped)."""
+        x = torch.clamp((r - self.start) / self.spacing, 0.0, float(self.segments))
+        k = torch.clamp(torch.floor(x).long(), max=self.segments - 1)
+        return k, x - k
+
+    def force_basis(self, r: torch.Tensor) -> torch.Tensor:
+        """``(E, knots)``: ``g(r)`` of each coefficient alone (the fit's design)."""
+        k, t = self.locate(r)
+        pieces = (
+            torch.stack(
+                [
+                    (1 - t) ** 3,
+                    3 * t**3 - 6 * t**2 + 4,
+                    -3 * t**3 + 3 * t**2 + 3 * t + 1,
+                    t**3,
+                ],
+                1,
+            )
+            / 6.0
+        )
+        basis = r.new_zeros((r.shape[0], self.knots + 6))
+        basis.scatter_(1, k[:, None] + torch.arange(4, device=r.device), pieces)
+        return basis[:, 3:-3]
+
+    def forward(
+        self, r: torch.Tensor, species_index: torch.Tensor, edge_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Half of each edge's pair energy summed into its receiver: ``(N,)`` eV."""
+        n_species = self.table.shape[0]
+        c = torch.nn.functional.pad(self.table.to(r.dtype), (3, 3)).reshape(-1, self.knots + 6)
+        after = c @ self.tail.to(r.dtype).T  # (pairs, segments): integral after segment k
+        pair = species_index[edge_index[0]] * n_species + species_index[edge_index[1]]
+        k, t = self.locate(r)
+        # integral of the rest of segment k: int_t^1 of each piece (antiderivatives at 1 - at t)
+        rest = torch.stack(
+            [
+                (1 - t) ** 4 / 24.0,
+                11.0 / 24.0 - (0.75 * t**4 - 2 * t**3 + 4 * t) / 6.0,
+                11.0 / 24.0 - (-0.75 * t**4 + t**3 + 1.5 * t**2 + t) / 6.0,
+                (1 - t**4) / 24.0,
+            ],
+            1,
+        )
+        coefficients = c[pair[:, None], k[:, None] + torch.arange(4, device=r.device)]
+        integral = after[pair, k] + (coefficients * rest).sum(1)
+        energy = -integral * self.spacing
+        out = torch.zeros(species_index.shape[0], dtype=r.dtype, device=r.device)
+        return out.index_add(0, edge_index[0], 0.5 * energy)
+
+
 class StudentModel(nn.Module):
     """PaiNN student: embedding -> interactions -> readout, giving per-atom energies."""
 
@@ -329,6 +424,8 @@ class StudentModel(nn.Module):
         self.messages = nn.ModuleList(PaiNNMessage(f) for _ in range(config.interactions))
         self.updates = nn.ModuleList(PaiNNUpdate(f) for _ in range(config.interactions))
         self.readout = Readout(config.species, f)
+        n = len(config.species)
+        self.pair = PairTable(n, config.pair_knots, config.pair_start, config.cutoff)
         #: Edges per chunk of the bounded-memory path, taken by graphs of more than
         #: :attr:`chunk_above` edges; 0 runs all edges at once (training and exports).
         #: :class:`~ase_distill.calculator.DistilledCalculator` sets both on its copy.
@@ -383,7 +480,11 @@ class StudentModel(nn.Module):
         for k, (message, update) in enumerate(zip(self.messages, self.updates)):
             s, v = message(s, v, edge_index, filters[k], unit, offsets, k == 0)
             s, v = update(s, v)
-        return self.readout(s, self.embedding.z_to_index[numbers])
+        species_index = self.embedding.z_to_index[numbers]
+        energies = self.readout(s, species_index)
+        if self.pair.knots > 0:
+            energies = energies + self.pair(r, species_index, edge_index)
+        return energies
 
     def _initial_features(
         self, numbers: torch.Tensor, dtype: torch.dtype
@@ -428,7 +529,12 @@ class StudentModel(nn.Module):
             s = s + torch.cat([p[0] for p in parts])
             v = v + torch.cat([p[1] for p in parts])
             s, v = update(s, v)
-        return self.readout(s, self.embedding.z_to_index[numbers])
+        species_index = self.embedding.z_to_index[numbers]
+        energies = self.readout(s, species_index)
+        if self.pair.knots > 0:  # one scalar per edge: no chunks needed
+            r, _ = edge_geometry(positions, cell, batch, edge_index, edge_shift)
+            energies = energies + self.pair(r, species_index, edge_index)
+        return energies
 
     @torch.jit.unused
     def _chunk_messages(

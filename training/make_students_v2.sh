@@ -12,9 +12,12 @@ CONFIG=training/configs/chno_v2.yaml
 export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 GEN1=e6e51c4  # the commit whose students are the first generation
-$PY -m training.cli generate --config "$CONFIG" --workers "${WORKERS:-2}" --quiet
+GEN3=d2f7768  # the commit whose ultra-tiny the fifth CPU stage starts from
+# the labels: generated here, or unpacked from datasets/chno-v2 (datasets/README.md) beforehand
+[ -f data/chno-v2/summary.json ] || \
+  $PY -m training.cli generate --config "$CONFIG" --workers "${WORKERS:-2}" --quiet
 
-mkdir -p runs/gen1
+mkdir -p runs/gen1 runs/gen3
 for size in tiny ultra-tiny original; do
   for ext in pt json; do
     [ -f "runs/gen1/$size.$ext" ] || git show "$GEN1:ase_distill/students/$size.$ext" > "runs/gen1/$size.$ext"
@@ -58,6 +61,33 @@ ultra_tiny_cpu3() {  # from the shipped (on-policy) ultra-tiny: one CPU thread, 
     --set train.select_metric=energy_mae_mev_per_atom \
     --set train.time_budget_minutes="${ULTRA_CPU3_ENERGY_MINUTES:-12}"
 }
+ultra_tiny_cpu4() {  # fifth CPU session: from the shipped ultra-tiny of $GEN3, on chno-v2 plus
+  # the 600 on-policy frames (96 library molecules the base set never held), then its energy stage
+  local data=data/chno-v2-op/dataset.xyz
+  if [ ! -f "$data" ]; then
+    mkdir -p data/chno-v2-op
+    { cat data/chno-v2/dataset.xyz; xz -dc datasets/chno-v2-onpolicy/labelled_round_0*.xyz.xz; } \
+      > "$data.tmp" && mv "$data.tmp" "$data"
+  fi
+  for ext in pt json; do
+    [ -f "runs/gen3/ultra-tiny.$ext" ] || git show "$GEN3:ase_distill/students/ultra-tiny.$ext" \
+      > "runs/gen3/ultra-tiny.$ext"
+  done
+  stage v4-ultra-tiny-cpu ultra-tiny runs/gen3/ultra-tiny.pt 1000 500 0.0002 --dataset "$data" \
+    --set train.batch_size=32 --set train.time_budget_minutes="${ULTRA_CPU4_MINUTES:-75}"
+  stage v4-ultra-tiny-cpu-e ultra-tiny runs/v4-ultra-tiny-cpu/best.pt 1000 300 0.0001 \
+    --dataset "$data" --set train.batch_size=32 --set train.energy_weight=500 \
+    --set train.select_metric=energy_mae_mev_per_atom \
+    --set train.time_budget_minutes="${ULTRA_CPU4_ENERGY_MINUTES:-12}"
+  # the energy stage left the energy MAE above the shipped one's: a second, slower one
+  stage v4-ultra-tiny-cpu-e2 ultra-tiny runs/v4-ultra-tiny-cpu-e/best.pt 1000 300 0.00005 \
+    --dataset "$data" --set train.batch_size=32 --set train.energy_weight=1000 \
+    --set train.select_metric=energy_mae_mev_per_atom \
+    --set train.time_budget_minutes="${ULTRA_CPU4_ENERGY2_MINUTES:-15}"
+  $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout_v4.json \
+    runs/gen3/ultra-tiny.pt runs/v4-ultra-tiny-cpu/best.pt runs/v4-ultra-tiny-cpu-e/best.pt \
+    runs/v4-ultra-tiny-cpu-e2/best.pt
+}
 small_and_large() {
   stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001
   stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001 --set train.refit_reference=true
@@ -70,6 +100,8 @@ small_and_large() {
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = tiny ]; then tiny >> runs/v2-tiny.log 2>&1 & fi
 # ONLY=ultra_tiny_cpu3 (not part of a full run): ultra-tiny's CPU stages of the fourth session
 if [ "${ONLY:-}" = ultra_tiny_cpu3 ]; then ultra_tiny_cpu3 >> runs/v3-ultra-tiny.log 2>&1 & fi
+# ONLY=ultra_tiny_cpu4 (not part of a full run): ultra-tiny's CPU stages of the fifth session
+if [ "${ONLY:-}" = ultra_tiny_cpu4 ]; then ultra_tiny_cpu4 >> runs/v4-ultra-tiny.log 2>&1 & fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = small_and_large ]; then
   small_and_large >> runs/v2-small-large.log 2>&1 &
 fi

@@ -325,6 +325,25 @@ def evaluate_samples(
     return report
 
 
+def evaluate_splits(model: StudentModel, by_split: dict[str, list[Atoms]]) -> dict[str, Any]:
+    """The card's metrics: :func:`evaluate_samples` on every evaluation split that has frames.
+
+    Besides :data:`EVAL_SPLITS`, the project's target split: the held-out molecules' teacher
+    MD frames at 300 and 600 K. Held-out molecules are also reported molecule by molecule.
+    """
+    sets = {s: by_split.get(s, []) for s in EVAL_SPLITS}
+    sets[HELDOUT_SPLIT] = heldout_md(by_split.get("test_molecule", []))
+    return {
+        split: evaluate_samples(
+            model,
+            prepare(frames, model.cutoff, model.species),
+            [f.info.get("seed", "") for f in frames] if split in BY_MOLECULE else None,
+        )
+        for split, frames in sets.items()
+        if frames
+    }
+
+
 def _by_group(pred, ref_forces, ref_energy, n_atoms, groups: list[str]) -> dict[str, Any]:
     """Per-molecule force R2 / RMSE and energy MAE, with and without the molecule's offset."""
     from ase_distill.metrics import force_metrics
@@ -827,26 +846,12 @@ class Trainer:
         if self.rank != 0:
             return {"complete": True, "rank": self.rank}
         best, _ = load_checkpoint(self.out / "best")
-        metrics = {
-            split: evaluate_samples(
-                best,
-                prepare(frames, self.arch.cutoff, self.arch.species),
-                [f.info.get("seed", "") for f in frames] if split in BY_MOLECULE else None,
-            )
-            for split, frames in self._evaluation_sets().items()
-            if frames
-        }
+        metrics = evaluate_splits(best, self.by_split)
         card = self._card(metrics, stopped_early)
         save_checkpoint(best, self.out / "best", card)
         summary = {"complete": True, "best": str(self.out / "best.pt"), "metrics": metrics}
         atomic_write_json(self.out / "summary.json", summary)
         return summary
-
-    def _evaluation_sets(self) -> dict[str, list[Atoms]]:
-        sets = {s: self.by_split.get(s, []) for s in EVAL_SPLITS}
-        # the project's target: held-out molecules, teacher MD at 300 and 600 K
-        sets[HELDOUT_SPLIT] = heldout_md(self.by_split.get("test_molecule", []))
-        return sets
 
     def _card(self, metrics: dict[str, Any], stopped_early: bool) -> dict[str, Any]:
         dataset_dir = Path(self.config.dataset).parent
