@@ -182,6 +182,12 @@ done
 # weight-10,000 liquid, closer to the teacher's at 5-8 ps (RDF h 0.032-0.036), ordered further
 # by 10 ps (h 0.056 at 18-20 ps; shipped 0.039): README, water section. Two boxes teach each
 # box's ranking, not the rule; later rounds need teacher NVT of many boxes.
+validate_v4() {  # STUDENT PS OUT: NVT of the validation box against SevenNet-0 (the v4 command)
+  .venv/bin/ase-distill validate --student "$1" \
+    --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
+    --nvt-ps "$2" --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
+    --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet --output "$3"
+}
 gap_explore() {  # round, explorer checkpoint or name
   local round=$1 explorer=$2 box
   for box in 18 20; do
@@ -208,11 +214,7 @@ gap_finetune() {  # run prefix, dataset, gap weights...: 2 epochs from the shipp
   done
   for weight in "$@"; do
     [ -f "runs/$prefix$weight/v4/box32_start_best/metrics.json" ] || \
-      .venv/bin/ase-distill validate --student "runs/$prefix$weight/best.pt" \
-        --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
-        --nvt-ps 8 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
-        --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet \
-        --output "runs/$prefix$weight/v4"
+      validate_v4 "runs/$prefix$weight/best.pt" 8 "runs/$prefix$weight/v4"
   done
 }
 gap_finetune water-tiny-gap data/water-all-re0/dataset.xyz 1000 10000
@@ -324,11 +326,7 @@ pair_stage() {  # NAME STRESS_WEIGHT: fit, then 20 ps of NVT of the validation b
   [ -f "runs/$1/best.pt" ] || $PY -m training.pair_correction water-tiny "runs/$1/best" \
     --fit $TL --check data/water-all/dataset.xyz:test_molecule --stress-weight "$2"
   [ -f "runs/$1/v4/box32_start_best/metrics.json" ] || \
-    .venv/bin/ase-distill validate --student "runs/$1/best.pt" \
-      --teacher sevennet-0 --structure reports/water/box32_start.xyz --temperature 300 \
-      --nvt-ps 20 --nve-ps 0 --teacher-nve-ps 0 --teacher-nvt-ps 6 --relabel-every 40 \
-      --discard-ps 1.0 --teacher-runs reports/water/teacher_runs --fast --quiet \
-      --output "runs/$1/v4"
+    validate_v4 "runs/$1/best.pt" 20 "runs/$1/v4"
 }
 pair_stage water-tiny-pair 0
 pair_stage water-tiny-pair-s1 1
