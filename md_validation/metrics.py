@@ -96,6 +96,13 @@ def molecule_index(atoms: Atoms, mult: float = 1.2) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def net_forces(forces: np.ndarray, mol: np.ndarray) -> np.ndarray:
+    """``(M, 3)``: the summed force on each molecule (``mol`` from :func:`molecule_index`)."""
+    net = np.zeros((int(mol.max()) + 1, 3))
+    np.add.at(net, mol, forces)
+    return net
+
+
 def molecular_force_fidelity(
     frames: list[Atoms], pred: list[np.ndarray], ref: list[np.ndarray]
 ) -> dict[str, float] | None:
@@ -112,10 +119,8 @@ def molecular_force_fidelity(
         k = int(mol.max()) + 1
         if k < 2:
             continue
-        for forces, nets in ((p, nets_pred), (r, nets_ref)):
-            net = np.zeros((k, 3))
-            np.add.at(net, mol, forces)
-            nets.append(net)
+        nets_pred.append(net_forces(p, mol))
+        nets_ref.append(net_forces(r, mol))
     if not nets_ref:
         return None
     net_pred, net_ref = np.concatenate(nets_pred), np.concatenate(nets_ref)

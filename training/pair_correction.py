@@ -49,7 +49,7 @@ def residuals(model: StudentModel, frames: list[Atoms]) -> list[tuple[np.ndarray
     ``(6,)`` (stress times volume, eV; empty for frames without a teacher stress).
     """
     from ase_distill.calculator import DistilledCalculator
-    from md_validation.metrics import molecule_index
+    from md_validation.metrics import molecule_index, net_forces
 
     calc = DistilledCalculator(model, dtype=torch.float64, compile=False)
     out = []
@@ -57,9 +57,7 @@ def residuals(model: StudentModel, frames: list[Atoms]) -> list[tuple[np.ndarray
         atoms = frame.copy()
         atoms.calc = calc
         residual = frame.arrays[FORCES_KEY] - atoms.get_forces()
-        mol = molecule_index(frame)
-        net = np.zeros((mol.max() + 1, 3))
-        np.add.at(net, mol, residual)
+        net = net_forces(residual, molecule_index(frame))
         virial = np.zeros(0)
         if STRESS_KEY in frame.info and frame.pbc.all():
             stress = np.asarray(frame.info[STRESS_KEY], float) - atoms.get_stress(voigt=True)
