@@ -72,8 +72,13 @@ def h_below(x: np.ndarray, reference: np.ndarray, other: np.ndarray, r: float) -
     return float(diff / (np.sum(np.abs(reference)) * dx))
 
 
-def compare(specs: list[str], window: int) -> dict:
-    """Pairwise total-RDF h and per-run O-O order of ``LABEL=PATH[@START:STOP]`` runs."""
+def compare(specs: list[str], window: int, intermolecular: bool = False) -> dict:
+    """Pairwise total-RDF h and per-run O-O order of ``LABEL=PATH[@START:STOP]`` runs.
+
+    With ``intermolecular``, also the h of RDFs without the pairs inside each molecule: the
+    liquid's structure alone (a total RDF's bond peaks weigh in both the difference and the
+    normalisation of h).
+    """
     labels = [s.partition("=")[0] for s in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"Labels must differ (each names one run), got {labels}.")
@@ -87,7 +92,7 @@ def compare(specs: list[str], window: int) -> dict:
         f"{a} vs {b}": h_below(curves[a][0], curves[a][1], curves[b][1], BONDED_BELOW_A)
         for a, b in itertools.combinations(runs, 2)
     }
-    return {
+    out = {
         "runs": {label: {"frames": len(runs[label]), "spec": s} for label, s in zip(labels, specs)},
         "total_rdf_h": pairs,
         f"total_rdf_h_from_below_{BONDED_BELOW_A}A": below,
@@ -95,6 +100,13 @@ def compare(specs: list[str], window: int) -> dict:
         "window_frames": window,
         "bounds_A": {"shell": SHELL_A, "minimum": MINIMUM_A},
     }
+    if intermolecular:
+        inter = {label: rdf(frames, intermolecular=True) for label, frames in runs.items()}
+        out["intermolecular_rdf_h"] = {
+            f"{a} vs {b}": h_error(inter[a][0], inter[a][1], inter[b][1])
+            for a, b in itertools.combinations(runs, 2)
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,14 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("output", help="JSON file for the numbers")
     p.add_argument("runs", nargs="+", help="LABEL=PATH[@START:STOP][+...] (two or more)")
     p.add_argument("--window", type=int, default=100, help="frames per O-O order window")
+    p.add_argument(
+        "--intermolecular", action="store_true", help="also h without intramolecular pairs"
+    )
     args = p.parse_args(argv)
     if len(args.runs) < 2 or args.window < 1:
         raise ValueError("Give two or more runs and --window >= 1.")
-    result = compare(args.runs, args.window)
+    result = compare(args.runs, args.window, args.intermolecular)
     atomic_write_json(Path(args.output), result)
     below = result[f"total_rdf_h_from_below_{BONDED_BELOW_A}A"]
     for pair, h in result["total_rdf_h"].items():
-        print(f"total RDF h {pair}: {h:.3f} ({below[pair]:.3f} from r < {BONDED_BELOW_A} A)")
+        inter = result.get("intermolecular_rdf_h", {}).get(pair)
+        extra = "" if inter is None else f"; intermolecular {inter:.3f}"
+        print(f"total RDF h {pair}: {h:.3f} ({below[pair]:.3f} from r < {BONDED_BELOW_A} A{extra})")
     for label, windows in result["oo_order"].items():
         text = " ".join(f"{w['shell']:.2f}/{w['minimum']:.2f}" for w in windows)
         print(f"O-O shell/minimum {label}: {text}")

@@ -185,6 +185,7 @@ def rdf(
     r_max: float = 6.0,
     bins: int = 120,
     pair: tuple[int, int] | None = None,
+    intermolecular: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Radial distribution function g(r) of periodic frames with MDAnalysis ``InterRDF``.
 
@@ -193,6 +194,8 @@ def rdf(
         r_max: largest distance (capped at half the shortest cell length).
         bins: histogram bins.
         pair: atomic numbers ``(a, b)`` for the partial g_ab(r); ``None`` for all atoms.
+        intermolecular: leave out pairs within one molecule (the liquid's structure without
+            its bond peaks); needs identical molecules stored one after another (water: OHH).
     """
     import MDAnalysis as mda
     from MDAnalysis.analysis.rdf import InterRDF
@@ -209,9 +212,35 @@ def rdf(
     second = u.atoms if pair is None else u.atoms[np.flatnonzero(numbers == pair[1])]
     # exclude self-pairs only when the two groups are the same atoms
     exclusion = (1, 1) if pair is None or pair[0] == pair[1] else None
+    if intermolecular:
+        exclusion = molecule_blocks(frames[0], pair)
     analysis = InterRDF(first, second, nbins=bins, range=(0.0, r_max), exclusion_block=exclusion)
     analysis.run()
     return np.asarray(analysis.results.bins), np.asarray(analysis.results.rdf)
+
+
+def molecule_blocks(atoms: Atoms, pair: tuple[int, int] | None) -> tuple[int, int]:
+    """MDAnalysis ``exclusion_block`` that leaves out the pairs within each molecule.
+
+    Raises:
+        ValueError: molecules that are not identical and stored one after another.
+    """
+    mol = molecule_index(atoms)
+    size = int(np.sum(mol == 0))
+    blocks = np.arange(len(atoms)) // size
+    first = atoms.numbers[:size]
+    if (
+        len(atoms) % size
+        or np.any(mol != blocks)
+        or np.any(atoms.numbers.reshape(-1, size) != first)
+    ):
+        raise ValueError(
+            "An intermolecular RDF needs identical molecules stored one after another (water: "
+            "O H H, O H H, ...); reorder the atoms or compare total RDFs."
+        )
+    if pair is None:
+        return size, size
+    return int(np.sum(first == pair[0])), int(np.sum(first == pair[1]))
 
 
 def h_error(x: np.ndarray, reference: np.ndarray, other: np.ndarray) -> float:

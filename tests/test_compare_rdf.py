@@ -38,3 +38,27 @@ def test_bad_runs_are_named(tmp_path):
         main([str(tmp_path / "c.json"), f"a={TRAJ}@0:5", f"a={TRAJ}@5:10"])
     with pytest.raises(ValueError, match="two or more"):
         main([str(tmp_path / "c.json"), f"a={TRAJ}"])
+
+
+def test_intermolecular_rdfs_leave_out_the_bonds(tmp_path):
+    import numpy as np
+    from ase.io import read
+
+    from md_validation.metrics import molecule_blocks, rdf
+
+    frames = read(TRAJ, "0:5")
+    # intramolecular O-H at 0.97 A and H-H at 1.53 A (down to 1.3); other molecules stay farther
+    for pair, closest in (((8, 1), 1.2), ((1, 1), 1.45), (None, 1.2)):
+        r, total = rdf(frames, pair=pair)
+        _, inter = rdf(frames, pair=pair, intermolecular=True)
+        bonded = r < closest
+        assert total[bonded].max() > 0 and inter[bonded].max() == 0
+    np.testing.assert_array_equal(
+        rdf(frames, pair=(8, 8), intermolecular=True)[1], rdf(frames, pair=(8, 8))[1]
+    )
+    shuffled = frames[0][np.random.default_rng(0).permutation(len(frames[0]))]
+    with pytest.raises(ValueError, match="one after another"):
+        molecule_blocks(shuffled, None)
+    out = tmp_path / "c.json"
+    main([str(out), f"a={TRAJ}@0:10", f"b={TRAJ}@-10:", "--intermolecular"])
+    assert json.loads(out.read_text())["intermolecular_rdf_h"]["a vs b"] > 0

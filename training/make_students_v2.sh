@@ -13,11 +13,12 @@ export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 GEN1=e6e51c4  # the commit whose students are the first generation
 GEN3=d2f7768  # the commit whose ultra-tiny the fifth CPU stage starts from
+GEN4=18b1627  # the commit whose tiny the sixth CPU session's energy stage starts from
 # the labels: generated here, or unpacked from datasets/chno-v2 (datasets/README.md) beforehand
 [ -f data/chno-v2/summary.json ] || \
   $PY -m training.cli generate --config "$CONFIG" --workers "${WORKERS:-2}" --quiet
 
-mkdir -p runs/gen1 runs/gen3
+mkdir -p runs/gen1 runs/gen3 runs/gen4
 for size in tiny ultra-tiny original; do
   for ext in pt json; do
     [ -f "runs/gen1/$size.$ext" ] || git show "$GEN1:ase_distill/students/$size.$ext" > "runs/gen1/$size.$ext"
@@ -88,6 +89,16 @@ ultra_tiny_cpu4() {  # fifth CPU session: from the shipped ultra-tiny of $GEN3, 
     runs/gen3/ultra-tiny.pt runs/v4-ultra-tiny-cpu/best.pt runs/v4-ultra-tiny-cpu-e/best.pt \
     runs/v4-ultra-tiny-cpu-e2/best.pt
 }
+tiny_cpu4() {  # sixth CPU session: a second, slower energy stage from the shipped tiny of $GEN4
+  for ext in pt json; do
+    [ -f "runs/gen4/tiny.$ext" ] || git show "$GEN4:ase_distill/students/tiny.$ext" > "runs/gen4/tiny.$ext"
+  done
+  stage v5-tiny-e2 tiny runs/gen4/tiny.pt 1000 300 0.00005 --set train.batch_size=32 \
+    --set train.energy_weight=1000 --set train.select_metric=energy_mae_mev_per_atom \
+    --set train.time_budget_minutes="${TINY_CPU4_MINUTES:-15}"
+  $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout_v5_tiny.json \
+    runs/gen4/tiny.pt runs/v5-tiny-e2/best.pt
+}
 small_and_large() {
   stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001
   stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001 --set train.refit_reference=true
@@ -102,6 +113,8 @@ if [ -z "${ONLY:-}" ] || [ "$ONLY" = tiny ]; then tiny >> runs/v2-tiny.log 2>&1 
 if [ "${ONLY:-}" = ultra_tiny_cpu3 ]; then ultra_tiny_cpu3 >> runs/v3-ultra-tiny.log 2>&1 & fi
 # ONLY=ultra_tiny_cpu4 (not part of a full run): ultra-tiny's CPU stages of the fifth session
 if [ "${ONLY:-}" = ultra_tiny_cpu4 ]; then ultra_tiny_cpu4 >> runs/v4-ultra-tiny.log 2>&1 & fi
+# ONLY=tiny_cpu4 (not part of a full run): tiny's second energy stage of the sixth CPU session
+if [ "${ONLY:-}" = tiny_cpu4 ]; then tiny_cpu4 >> runs/v5-tiny.log 2>&1 & fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = small_and_large ]; then
   small_and_large >> runs/v2-small-large.log 2>&1 &
 fi
