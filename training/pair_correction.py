@@ -135,20 +135,33 @@ def fit_table(
     return coefficients, summary
 
 
-def with_table(
-    model: StudentModel, pair: tuple[int, int], start: float, coefficients: np.ndarray
+def with_tables(
+    model: StudentModel, start: float, tables: dict[tuple[int, int], np.ndarray]
 ) -> StudentModel:
-    """A copy of ``model`` whose pair table holds ``coefficients`` for ``pair`` (both orders)."""
+    """A float64 copy of ``model`` with ``tables[pair]`` in its pair table.
+
+    Each species pair given gets its coefficients in both orders; the others stay zero. All
+    tables have one length, the knots.
+    """
+    knots = len(next(iter(tables.values())))
     config = StudentConfig.from_dict(
-        {**model.config.to_dict(), "pair_knots": len(coefficients), "pair_start": start}
+        {**model.config.to_dict(), "pair_knots": knots, "pair_start": start}
     )
     out = StudentModel(config).to(torch.float64)
     state = {k: v for k, v in model.state_dict().items() if k != "pair.table"}
     table = out.pair.table.clone()
-    a, b = (config.species.index(z) for z in pair)
-    table[a, b] = table[b, a] = torch.as_tensor(coefficients, dtype=torch.float64)
+    for pair, coefficients in tables.items():
+        a, b = (config.species.index(z) for z in pair)
+        table[a, b] = table[b, a] = torch.as_tensor(coefficients, dtype=torch.float64)
     out.load_state_dict({**state, "pair.table": table}, strict=True)
     return out.eval()
+
+
+def with_table(
+    model: StudentModel, pair: tuple[int, int], start: float, coefficients: np.ndarray
+) -> StudentModel:
+    """A copy of ``model`` whose pair table holds ``coefficients`` for ``pair`` (both orders)."""
+    return with_tables(model, start, {pair: coefficients})
 
 
 def residual_check(model: StudentModel, corrected: StudentModel, frames: list[Atoms]) -> dict:

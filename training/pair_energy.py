@@ -31,7 +31,7 @@ from ase.neighborlist import neighbor_list
 from tqdm import tqdm
 
 from ase_distill.checkpoint import atomic_write_json
-from ase_distill.model import PairTable, StudentConfig, StudentModel
+from ase_distill.model import PairTable, StudentModel
 from training.generate import ENERGY_KEY, FORCES_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md, summary_row
 
@@ -137,21 +137,14 @@ def corrected_model(
     model: StudentModel, table: PairTable, w: np.ndarray, knots: int
 ) -> StudentModel:
     """``model`` plus the fitted pair table and reference shifts, as a real student."""
+    from training.pair_correction import with_tables
+
     species = tuple(model.species)
-    config = StudentConfig.from_dict(
-        {**model.config.to_dict(), "pair_knots": knots, "pair_start": table.start}
-    )
-    out = StudentModel(config).to(torch.float64)
-    state = {k: v for k, v in model.state_dict().items() if k != "pair.table"}
-    coefficients = torch.zeros(len(species), len(species), knots, dtype=torch.float64)
-    for p, (a, b) in enumerate(species_pairs(species)):
-        ia, ib = species.index(a), species.index(b)
-        coefficients[ia, ib] = coefficients[ib, ia] = torch.as_tensor(
-            w[p * knots : (p + 1) * knots]
-        )
-    state["readout.reference"] = state["readout.reference"] + torch.as_tensor(w[-len(species) :])
-    out.load_state_dict({**state, "pair.table": coefficients}, strict=True)
-    return out.eval()
+    blocks = {pair: w[p * knots : (p + 1) * knots] for p, pair in enumerate(species_pairs(species))}
+    out = with_tables(model, table.start, blocks)
+    with torch.no_grad():
+        out.readout.reference += torch.as_tensor(w[-len(species) :])
+    return out
 
 
 def ablate(
