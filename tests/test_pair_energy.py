@@ -1,6 +1,9 @@
 """The energy ablation's all-pairs table (training.pair_energy): design, model and fit agree."""
 
+import json
+
 import numpy as np
+import pytest
 import torch
 
 from ase_distill import testing as T
@@ -45,3 +48,33 @@ def test_the_fit_recovers_a_known_correction():
     # the teacher differs from the student only by the correction: both residuals vanish
     assert scores["energy_mae_mev_per_atom"] < 1e-6
     assert scores["force_rmse"] < 1e-7
+
+
+def test_the_cli_writes_rows_and_a_shippable_student(tmp_path):
+    from ase.io import write
+
+    from ase_distill.checkpoint import load_checkpoint, save_checkpoint
+    from training.pair_energy import PairEnergyError, main
+
+    torch.set_num_threads(1)
+    student = _student()
+    table = PairTable(1, KNOTS, START, student.cutoff)
+    frames = _label(_water_boxes(12, seed=5), corrected_model(student, table, _parameters(), KNOTS))
+    for k, f in enumerate(frames):  # 6 training frames, 3 validation, 3 held-out "molecules"
+        split = "train" if k < 6 else "validation" if k < 9 else "test_molecule"
+        f.info.update(split=split, kind="md", param=300.0, seed=f"box{k % 2}")
+    dataset = tmp_path / "dataset.xyz"
+    write(dataset, frames, format="extxyz")
+    save_checkpoint(student, tmp_path / "student", {"training_data": {"dataset": str(dataset)}})
+    fit = ["--knots", str(KNOTS), "--start", str(START), "--force-weights", "1", "--ridges", "1e-9"]
+    out, checkpoint = tmp_path / "ablation.json", str(tmp_path / "student.pt")
+    main([str(dataset), str(out), checkpoint, *fit])
+    with pytest.raises(PairEnergyError, match="exists"):  # finished results are kept
+        main([str(dataset), str(out), checkpoint, *fit])
+    rows = json.loads(out.read_text())["results"][checkpoint]["heldout"]
+    # the teacher is the student plus such a table: the fit leaves nothing on held-out frames
+    assert rows["student"]["force_rmse"] > 1e-3 and rows["pairs"]["force_rmse"] < 1e-5
+    main([str(dataset), str(tmp_path / "again.json"), checkpoint, *fit, "--save", str(tmp_path)])
+    saved, card = load_checkpoint(tmp_path / "student-pairs")
+    assert card["training"]["pair_energy"]["knots"] == KNOTS and "validation" in card["metrics"]
+    T.run_all_checks(saved)

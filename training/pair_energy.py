@@ -185,12 +185,51 @@ def ablate(
     for name, w in candidates.items():
         fixed = corrected_model(model, table, w, args.knots)
         rows[name] = summary_row(evaluate_samples(fixed, samples, groups))
-    return {
+    result = {
         "validation_before": before,
         "validation_tried": [{k: v for k, v in t.items() if k != "_w"} for t in tried],
         "picked": None if not allowed else {k: v for k, v in best.items() if k != "_w"},
         "heldout": rows,
     }
+    if args.save and "pairs" in candidates:
+        result["saved"] = str(
+            save_corrected(student, model, table, candidates["pairs"], args, result)
+        )
+    return result
+
+
+def save_corrected(
+    student: str,
+    model: StudentModel,
+    table: PairTable,
+    w: np.ndarray,
+    args: argparse.Namespace,
+    result: dict[str, Any],
+) -> Path:
+    """Write the pair-corrected student as ``SAVE/NAME-pairs.{pt,json}``, card metrics redone.
+
+    The card's metrics are recomputed on the student's own dataset as training does, so that
+    ``python -m training.ship`` can ship it; the fit is recorded under ``training``.
+    """
+    from ase_distill.checkpoint import save_checkpoint
+    from ase_distill.registry import resolve_student
+    from training.train import evaluate_splits, split_frames
+
+    _, card = resolve_student(student)
+    fixed = corrected_model(model, table, w, args.knots)
+    by_split, _ = split_frames(read_dataset(card["training_data"]["dataset"]), 0.0)
+    card = {**card, "metrics": evaluate_splits(fixed, by_split)}
+    card.setdefault("training", {})["pair_energy"] = {
+        "from": student,
+        "knots": args.knots,
+        "start_A": args.start,
+        "training_frames": args.train_frames,
+        "seed": args.seed,
+        "picked_on_validation": result["picked"],
+    }
+    out = Path(args.save) / f"{Path(student).stem}-pairs"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(fixed, out, card)
 
 
 def frame_sets(dataset: str, n_train: int, seed: int, max_force: float) -> dict[str, list[Atoms]]:
@@ -243,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force-weights", type=float, nargs="+", default=[0.0, 1e-4, 1e-3, 1e-2])
     p.add_argument("--ridges", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5])
     p.add_argument("--force-tolerance", type=float, default=0.005, help="validation RMSE slack")
+    p.add_argument("--save", help="folder for the pair-corrected students (NAME-pairs.pt/json)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if out.exists():
