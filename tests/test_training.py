@@ -411,6 +411,29 @@ def test_init_from_with_refit_records_the_shift(emt_dataset, tmp_path):
     assert card["training"]["init_from"].endswith("best.pt")
 
 
+def test_init_from_a_student_with_a_pair_table_keeps_the_table(emt_dataset, tmp_path):
+    from dataclasses import replace
+
+    from ase_distill.checkpoint import load_checkpoint, save_checkpoint
+    from training.pair_correction import with_table
+
+    out, _ = emt_dataset
+    base = dict(
+        dataset=str(out / "dataset.xyz"), size="ultra-tiny", architecture=CU_ARCH, epochs=1,
+        max_steps_per_epoch=2, batch_size=4,
+    )  # fmt: skip
+    train(TrainConfig(output=str(tmp_path / "a"), **base), progress=False)
+    model, card = load_checkpoint(tmp_path / "a" / "best")
+    paired = with_table(model, (29, 29), 2.0, np.linspace(0.1, -0.1, 8))
+    save_checkpoint(paired, tmp_path / "paired", card)
+    config = TrainConfig(output=str(tmp_path / "b"), init_from=str(tmp_path / "paired.pt"), **base)
+    train(config, progress=False)
+    train(replace(config, epochs=2), resume=True, progress=False)  # a resume rebuilds it too
+    tuned, _ = load_checkpoint(tmp_path / "b" / "best")
+    assert tuned.config.pair_knots == 8 and tuned.config.pair_start == 2.0
+    torch.testing.assert_close(tuned.pair.table, paired.pair.table)  # kept, not trained
+
+
 def _children(pid: int) -> list[int]:
     """Pids of the live child processes of ``pid`` (Linux /proc)."""
     out = []

@@ -13,7 +13,7 @@ export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 GEN1=e6e51c4  # the commit whose students are the first generation
 GEN3=d2f7768  # the commit whose ultra-tiny the fifth CPU stage starts from
-GEN4=18b1627  # the commit whose tiny the sixth CPU session's energy stage starts from
+GEN4=18b1627  # the commit whose students the sixth CPU session starts from
 # the labels: generated here, or unpacked from datasets/chno-v2 (datasets/README.md) beforehand
 [ -f data/chno-v2/summary.json ] || \
   $PY -m training.cli generate --config "$CONFIG" --workers "${WORKERS:-2}" --quiet
@@ -99,6 +99,19 @@ tiny_cpu4() {  # sixth CPU session: a second, slower energy stage from the shipp
   $PY -m training.heldout data/chno-v2/dataset.xyz reports/chno-v2/heldout_v5_tiny.json \
     runs/gen4/tiny.pt runs/v5-tiny-e2/best.pt
 }
+pair_energy() {  # sixth CPU session: the energy ablation of the shipped three (GEN4), and the
+  # pair-corrected ultra-tiny that ships (python -m training.ship runs/pair-energy/ultra-tiny-pairs.pt ultra-tiny)
+  for size in tiny ultra-tiny original; do
+    for ext in pt json; do
+      [ -f "runs/gen4/$size.$ext" ] || git show "$GEN4:ase_distill/students/$size.$ext" > "runs/gen4/$size.$ext"
+    done
+  done
+  [ -f reports/chno-v2/pair_energy.json ] || $PY -m training.pair_energy data/chno-v2/dataset.xyz \
+    reports/chno-v2/pair_energy.json runs/gen4/tiny.pt runs/gen4/ultra-tiny.pt runs/gen4/original.pt
+  [ -f reports/chno-v2/pair_energy_ultra_tiny.json ] || $PY -m training.pair_energy \
+    data/chno-v2/dataset.xyz reports/chno-v2/pair_energy_ultra_tiny.json runs/gen4/ultra-tiny.pt \
+    --force-weights 0 1e-3 1e-2 3e-2 1e-1 3e-1 1 --save runs/pair-energy
+}
 small_and_large() {
   stage v2-ultra-tiny-norefit ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001
   stage v2-ultra-tiny ultra-tiny runs/gen1/ultra-tiny.pt 2 800 0.001 --set train.refit_reference=true
@@ -115,6 +128,8 @@ if [ "${ONLY:-}" = ultra_tiny_cpu3 ]; then ultra_tiny_cpu3 >> runs/v3-ultra-tiny
 if [ "${ONLY:-}" = ultra_tiny_cpu4 ]; then ultra_tiny_cpu4 >> runs/v4-ultra-tiny.log 2>&1 & fi
 # ONLY=tiny_cpu4 (not part of a full run): tiny's second energy stage of the sixth CPU session
 if [ "${ONLY:-}" = tiny_cpu4 ]; then tiny_cpu4 >> runs/v5-tiny.log 2>&1 & fi
+# ONLY=pair_energy (not part of a full run): the sixth session's pair-energy ablation
+if [ "${ONLY:-}" = pair_energy ]; then pair_energy >> runs/pair-energy.log 2>&1 & fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = small_and_large ]; then
   small_and_large >> runs/v2-small-large.log 2>&1 &
 fi

@@ -120,6 +120,22 @@ def _shallower(old: StudentConfig, new: StudentConfig) -> bool:
     return same and old.interactions < new.interactions
 
 
+def _with_pair_table_of(arch: StudentConfig, init_from: str) -> StudentConfig:
+    """``arch`` with the pair table of the ``init_from`` student, when only it has one.
+
+    A shipped student may carry a pair table fitted after training (``training.pair_energy``);
+    fine-tuning it keeps the table as it is (a buffer, not trained), and the network adapts.
+    """
+    from dataclasses import replace
+
+    from ase_distill.registry import resolve_student
+
+    old = getattr(resolve_student(init_from)[0], "config", None)
+    if not isinstance(old, StudentConfig) or not old.pair_knots or arch.pair_knots:
+        return arch
+    return replace(arch, pair_knots=old.pair_knots, pair_start=old.pair_start)
+
+
 def _molecules(atoms: Atoms) -> np.ndarray:
     """Molecule of every atom (imported here: training does not import md_validation early)."""
     from md_validation.metrics import molecule_index
@@ -523,6 +539,8 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
         self.arch = size_config(config.size, **config.architecture)
+        if config.init_from:
+            self.arch = _with_pair_table_of(self.arch, config.init_from)
         self.by_split, self.above_max_force = split_frames(
             read_dataset(config.dataset), config.max_force
         )
