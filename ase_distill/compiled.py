@@ -102,10 +102,26 @@ def _vector_isa() -> str:
         return "unknown"
 
 
+#: The sources whose code is traced into a package: a change to any of them (an upgrade of
+#: ase-distill, an edit) must not load a package compiled from the old code.
+TRACED_SOURCES = ("model.py", "compiled.py", "graph.py", "ops/__init__.py", "ops/scatter.py")
+
+
+def _code_hash() -> str:
+    h = hashlib.sha256()
+    root = Path(__file__).parent
+    for name in TRACED_SOURCES:
+        path = root / name
+        h.update(name.encode())
+        h.update(path.read_bytes() if path.is_file() else b"")
+    return h.hexdigest()[:16]
+
+
 def package_key(model: StudentModel, dtype: torch.dtype, stress: bool) -> str:
     """Hash of everything the compiled code depends on."""
     h = hashlib.sha256()
     meta = {
+        "code": _code_hash(),
         "config": model.config.to_dict(),
         "dtype": str(dtype),
         "stress": stress,

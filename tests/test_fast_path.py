@@ -1,5 +1,7 @@
 """The small-molecule fast path (compiled packages) and the bounded-memory path (edge chunks)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +76,18 @@ def test_cache_key_changes_with_weights_dtype_and_stress():
     assert key != compiled_mod.package_key(model, torch.float32, True)
     with torch.no_grad():
         model.readout.mlp[-1].bias.add_(1.0)
+    assert key != compiled_mod.package_key(model, torch.float32, False)
+
+
+def test_cache_key_changes_with_the_traced_code(monkeypatch):
+    """A package compiled from older model code (an upgrade, an edit) is never loaded."""
+    torch.manual_seed(0)
+    model = StudentModel(size_config("ultra-tiny"))
+    key = compiled_mod.package_key(model, torch.float32, False)
+    real = Path.read_bytes
+    monkeypatch.setattr(
+        Path, "read_bytes", lambda p: real(p) + (b"#" if p.name == "model.py" else b"")
+    )
     assert key != compiled_mod.package_key(model, torch.float32, False)
 
 
