@@ -394,13 +394,18 @@ def _energy(model, sample) -> float:
     return float(out["energy"][0].detach())
 
 
-def test_init_from_with_refit_records_the_shift(emt_dataset, tmp_path):
-    out, _ = emt_dataset
+def _short_run(dataset_dir, output) -> dict:
+    """Settings of a 2-step Cu run, trained once into ``output`` (a start for fine-tunes)."""
     base = dict(
-        dataset=str(out / "dataset.xyz"), size="ultra-tiny", architecture=CU_ARCH, epochs=1,
-        max_steps_per_epoch=2, batch_size=4,
+        dataset=str(dataset_dir / "dataset.xyz"), size="ultra-tiny", architecture=CU_ARCH,
+        epochs=1, max_steps_per_epoch=2, batch_size=4,
     )  # fmt: skip
-    train(TrainConfig(output=str(tmp_path / "a"), **base), progress=False)
+    train(TrainConfig(output=str(output), **base), progress=False)
+    return base
+
+
+def test_init_from_with_refit_records_the_shift(emt_dataset, tmp_path):
+    base = _short_run(emt_dataset[0], tmp_path / "a")
     config = TrainConfig(
         output=str(tmp_path / "b"), init_from=str(tmp_path / "a" / "best.pt"),
         refit_reference=True, **base,
@@ -417,12 +422,7 @@ def test_init_from_a_student_with_a_pair_table_keeps_the_table(emt_dataset, tmp_
     from ase_distill.checkpoint import load_checkpoint, save_checkpoint
     from training.pair_correction import with_table
 
-    out, _ = emt_dataset
-    base = dict(
-        dataset=str(out / "dataset.xyz"), size="ultra-tiny", architecture=CU_ARCH, epochs=1,
-        max_steps_per_epoch=2, batch_size=4,
-    )  # fmt: skip
-    train(TrainConfig(output=str(tmp_path / "a"), **base), progress=False)
+    base = _short_run(emt_dataset[0], tmp_path / "a")
     model, card = load_checkpoint(tmp_path / "a" / "best")
     paired = with_table(model, (29, 29), 2.0, np.linspace(0.1, -0.1, 8))
     save_checkpoint(paired, tmp_path / "paired", card)
