@@ -99,7 +99,6 @@ class LinearFit:
         self.designs = [frame_design(table, species, f) for f in tqdm(frames, "designs")]
         self.energy, self.forces = residuals(model, frames)
         self.n_atoms = np.array([len(f) for f in frames], float)
-        self.reference = np.concatenate([f.arrays[FORCES_KEY].ravel() for f in frames])
 
     def normal_equations(self) -> tuple[np.ndarray, ...]:
         """Mean-square energy-per-atom and force terms: ``EE, Eb, FF, Fb``."""
@@ -147,6 +146,31 @@ def corrected_model(
     return out
 
 
+def pick_on_validation(
+    equations: tuple[np.ndarray, ...], val: LinearFit, args: argparse.Namespace
+) -> tuple[list[dict[str, float]], dict[str, float] | None, np.ndarray | None]:
+    """The settings tried, the picked one and its solution.
+
+    Every (force weight, ridge) is scored on validation. Picked: the lowest energy MAE whose
+    force RMSE stays within ``args.force_tolerance`` of the student's own (``None``, ``None``
+    when no setting does).
+    """
+    n_parameters = len(equations[1])
+    limit = val.scores(np.zeros(n_parameters))["force_rmse"] * (1 + args.force_tolerance)
+    tried, best, best_w = [], None, None
+    for weight in args.force_weights:
+        for ridge in args.ridges:
+            w = solve(equations, np.ones(n_parameters, bool), weight, ridge)
+            row = {"force_weight": weight, "ridge": ridge, **val.scores(w)}
+            tried.append(row)
+            energy = row["energy_mae_mev_per_atom"]
+            if row["force_rmse"] <= limit and (
+                best is None or energy < best["energy_mae_mev_per_atom"]
+            ):
+                best, best_w = row, w
+    return tried, best, best_w
+
+
 def ablate(
     student: str, by_split: dict[str, list[Atoms]], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -157,27 +181,15 @@ def ablate(
     model, _ = resolve_student(student)
     model = model.double().eval()
     table = PairTable(1, args.knots, args.start, model.cutoff)
-    train, val = (
-        LinearFit(model, table, by_split["train"]),
-        LinearFit(model, table, by_split["val"]),
-    )
+    train = LinearFit(model, table, by_split["train"])
+    val = LinearFit(model, table, by_split["val"])
     equations = train.normal_equations()
-    n_species = len(model.species)
-    only_reference = np.zeros(len(train.designs[0][0]), bool)
-    only_reference[-n_species:] = True
-    before = val.scores(np.zeros(len(only_reference)))
+    only_reference = np.zeros(len(equations[1]), bool)
+    only_reference[-len(model.species) :] = True
     candidates = {"reference": solve(equations, only_reference, 0.0, 1e-12)}
-    tried = []
-    for weight in args.force_weights:
-        for ridge in args.ridges:
-            w = solve(equations, np.ones_like(only_reference), weight, ridge)
-            tried.append({"force_weight": weight, "ridge": ridge, **val.scores(w), "_w": w})
-    allowed = [
-        t for t in tried if t["force_rmse"] <= before["force_rmse"] * (1 + args.force_tolerance)
-    ]
-    if allowed:
-        best = min(allowed, key=lambda t: t["energy_mae_mev_per_atom"])
-        candidates["pairs"] = best["_w"]
+    tried, picked_row, picked = pick_on_validation(equations, val, args)
+    if picked is not None:
+        candidates["pairs"] = picked
     held = by_split[HELDOUT_SPLIT]
     samples = prepare(held, model.cutoff, model.species)
     groups = [f.info["seed"] for f in held]
@@ -186,15 +198,13 @@ def ablate(
         fixed = corrected_model(model, table, w, args.knots)
         rows[name] = summary_row(evaluate_samples(fixed, samples, groups))
     result = {
-        "validation_before": before,
-        "validation_tried": [{k: v for k, v in t.items() if k != "_w"} for t in tried],
-        "picked": None if not allowed else {k: v for k, v in best.items() if k != "_w"},
+        "validation_before": val.scores(np.zeros(len(only_reference))),
+        "validation_tried": tried,
+        "picked": picked_row,
         "heldout": rows,
     }
-    if args.save and "pairs" in candidates:
-        result["saved"] = str(
-            save_corrected(student, model, table, candidates["pairs"], args, result)
-        )
+    if args.save and picked is not None:
+        result["saved"] = str(save_corrected(student, model, table, picked, args, result))
     return result
 
 
