@@ -94,9 +94,17 @@ def residuals(model: StudentModel, frames: list[Atoms]) -> tuple[np.ndarray, lis
 class LinearFit:
     """Designs and residuals of one frame set, and what a parameter vector does to them."""
 
-    def __init__(self, model: StudentModel, table: PairTable, frames: list[Atoms]) -> None:
+    def __init__(
+        self,
+        model: StudentModel,
+        table: PairTable,
+        frames: list[Atoms],
+        designs: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         species = tuple(model.species)
-        self.designs = [frame_design(table, species, f) for f in tqdm(frames, "designs")]
+        if designs is None:  # they depend on the frames, species and table, not the weights
+            designs = [frame_design(table, species, f) for f in tqdm(frames, "designs")]
+        self.designs = designs
         self.energy, self.forces = residuals(model, frames)
         self.n_atoms = np.array([len(f) for f in frames], float)
 
@@ -172,17 +180,28 @@ def pick_on_validation(
 
 
 def ablate(
-    student: str, by_split: dict[str, list[Atoms]], args: argparse.Namespace
+    student: str,
+    by_split: dict[str, list[Atoms]],
+    args: argparse.Namespace,
+    designs: dict[tuple, list] | None = None,
 ) -> dict[str, Any]:
-    """The rows of one student: as shipped, reference refit, pair table (picked on validation)."""
+    """The rows of one student: as shipped, reference refit, pair table (picked on validation).
+
+    ``designs`` keeps the frames' designs between students of one species set and cutoff.
+    """
     from ase_distill.registry import resolve_student
     from training.train import evaluate_samples, prepare
 
     model, _ = resolve_student(student)
     model = model.double().eval()
     table = PairTable(1, args.knots, args.start, model.cutoff)
-    train = LinearFit(model, table, by_split["train"])
-    val = LinearFit(model, table, by_split["val"])
+    designs = {} if designs is None else designs
+    fits = {}
+    for split in ("train", "val"):
+        key = (split, tuple(model.species), model.cutoff)
+        fits[split] = LinearFit(model, table, by_split[split], designs.get(key))
+        designs[key] = fits[split].designs
+    train, val = fits["train"], fits["val"]
     equations = train.normal_equations()
     only_reference = np.zeros(len(equations[1]), bool)
     only_reference[-len(model.species) :] = True
@@ -299,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         raise PairEnergyError(f"{out} exists; choose another OUT (results are not overwritten).")
     torch.set_num_threads(1)
     by_split = frame_sets(args.dataset, args.train_frames, args.seed, args.max_force)
-    results = {s: ablate(s, by_split, args) for s in args.students}
+    designs: dict[tuple, list] = {}
+    results = {s: ablate(s, by_split, args, designs) for s in args.students}
     atomic_write_json(out, {"settings": {k: v for k, v in vars(args).items()}, "results": results})
     out.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))
