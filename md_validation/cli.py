@@ -57,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="only run (and store) the teacher's trajectories, e.g. in the background",
     )
     p.add_argument(
+        "--teacher-budget-s",
+        type=float,
+        help="with --teacher-only: stop each teacher run after this many seconds of MD and store "
+        "it; the same command continues it (e.g. a lent GPU's fixed minutes)",
+    )
+    p.add_argument(
         "--teacher-mts",
         metavar="STUDENT",
         help="with --teacher-only: teacher dynamics by multiple time stepping (r-RESPA), this "
@@ -149,6 +155,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         student_fast=args.fast,
     )
     settings.check()
+    if args.teacher_budget_s is not None and not args.teacher_only:
+        raise ValueError(
+            "--teacher-budget-s stops teacher runs short, which a validation cannot compare: "
+            "add --teacher-only (the stored runs then serve later validations)."
+        )
     if args.npt_only and not args.npt_structure:
         raise ValueError("--npt-only needs --npt-structure (a periodic box).")
     structures = [load_structure(s) for s in args.structure]
@@ -162,9 +173,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     store = TeacherRunStore(args.teacher_runs or Path(args.output) / "teacher_runs")
     if args.teacher_mts:
         teacher, name = _mts_teacher(args, teacher)
-        return teacher_only(structures, teacher, name, settings, store, not args.quiet)
+        return teacher_only(structures, teacher, name, settings, store, not args.quiet,
+                            args.teacher_budget_s)  # fmt: skip
     if args.teacher_only:
-        return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet)
+        return teacher_only(structures, teacher, args.teacher, settings, store, not args.quiet,
+                            args.teacher_budget_s)  # fmt: skip
     planned = [] if args.npt_only else structures
     folders = [
         Path(args.output) / f"{sname}_{Path(student).stem}"
@@ -214,8 +227,14 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def teacher_only(structures, teacher, teacher_name, settings, store, progress) -> int:
-    """Run and store the teacher's trajectories of every structure (no student)."""
+def teacher_only(
+    structures, teacher, teacher_name, settings, store, progress, time_budget_s=None
+) -> int:
+    """Run and store the teacher's trajectories of every structure (no student).
+
+    With ``time_budget_s``, each run stops after that many seconds of MD and is stored short of
+    its length; the same call continues it.
+    """
     from md_validation.runner import initial_velocities
     from md_validation.suite import _teacher_run, plan_runs
 
@@ -224,8 +243,11 @@ def teacher_only(structures, teacher, teacher_name, settings, store, progress) -
         for kind, md in plan_runs(settings, for_teacher=True):
             traj = store.folder / f"running_{sname}_{kind}.traj"
             store.folder.mkdir(parents=True, exist_ok=True)
-            res = _teacher_run(kind, start, teacher, md, teacher_name, traj, None, store, progress)
+            res = _teacher_run(kind, start, teacher, md, teacher_name, traj, None, store,
+                               progress, time_budget_s)  # fmt: skip
             traj.unlink(missing_ok=True)  # the store keeps its own copy
-            print(f"[{teacher_name} on {sname}] {kind}: {res.steps_done} steps, stored in "
-                  f"{store.folder}")  # fmt: skip
+            print(
+                f"[{teacher_name} on {sname}] {kind}: {res.steps_done} of {md.steps} steps "
+                f"({res.steps_done * md.timestep_fs / 1000:.3f} ps), stored in {store.folder}"
+            )
     return 0

@@ -61,6 +61,7 @@ def run_md(
     previous: MDResult | None = None,
     checkpoint: Callable[[MDResult], None] | None = None,
     checkpoint_every_s: float = 300.0,
+    time_budget_s: float | None = None,
 ) -> MDResult:
     """Integrate from ``start`` (positions and momenta used as given), or continue ``previous``.
 
@@ -82,6 +83,9 @@ def run_md(
         checkpoint: called with the run so far every ``checkpoint_every_s`` seconds and at
             the end, so that a killed run can be continued (``TeacherRunStore``).
         checkpoint_every_s: seconds between checkpoints.
+        time_budget_s: stop at the first record after this many seconds of this call, short of
+            ``settings.steps`` (``steps_done`` says how far it got; ``previous`` continues it):
+            a lent GPU's fixed minutes go to MD instead of to a guess of how many steps fit.
     """
     settings.check()
     res, atoms, rng = _start_or_continue(start, settings, label, previous)
@@ -120,6 +124,8 @@ def run_md(
         else:  # the stability reference energy is the start's, as in one uninterrupted run
             monitor.e0 = res.epot[0] + res.ekin[0]
         while res.steps_done < settings.steps:
+            if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
+                break
             k = min(settings.interval, settings.steps - res.steps_done)
             dyn.run(k)
             res.steps_done += k

@@ -210,11 +210,13 @@ def _teacher_run(
     cache: dict[str, MDResult] | None,
     store: TeacherRunStore | None,
     progress: bool,
+    time_budget_s: float | None = None,
 ) -> MDResult:
     """The teacher's run: from the in-process cache, the on-disk store, or computed now.
 
     A longer stored run of the same lineage gives its first steps; a shorter (or interrupted)
-    one is continued, saved every few minutes while it runs.
+    one is continued, saved every few minutes while it runs, and stopped short after
+    ``time_budget_s`` seconds of MD if given (stored, to be continued).
     """
     if cache is not None and kind in cache:
         return cache[kind]
@@ -236,7 +238,7 @@ def _teacher_run(
 
         res = run_md(
             start, calc, md, f"{label} {md.ensemble}", traj, progress,
-            previous=stored, checkpoint=checkpoint,
+            previous=stored, checkpoint=checkpoint, time_budget_s=time_budget_s,
         )  # fmt: skip
         continued = Path(stored.trajectory).stem if stored is not None else None
         if store is not None and not res.aborted and continued not in (None, key):

@@ -115,3 +115,26 @@ def test_cli_stores_an_mts_teacher_run_under_its_own_name(tmp_path):
     assert record["teacher"] == "emt+mts4(water-tiny)"
     # EMT is no model of water (its bonds stretch within these steps): the plumbing is tested
     assert record["steps_done"] == 20
+
+
+def test_teacher_budget_stops_a_stored_run_that_the_same_command_continues(tmp_path, capsys):
+    """``--teacher-budget-s`` stores a run short of its length; the same command finishes it."""
+    import json
+
+    from ase.cluster import Icosahedron
+    from ase.io import write
+
+    from training.cli import main
+
+    write(tmp_path / "cu13.xyz", Icosahedron("Cu", 2))  # EMT's own metal: a stable run
+    argv = ["validate", "--teacher-only", "--teacher", "emt", "--structure",
+            str(tmp_path / "cu13.xyz"), "--nve-ps", "0", "--nvt-ps", "0.01",
+            "--teacher-runs", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
+    assert main([*argv, "--teacher-budget-s", "0"]) == 0  # spent before the first step
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
+    assert record["steps_done"] == 0 and len(record["time_ps"]) == 1
+    assert main(argv) == 0
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
+    assert record["steps_done"] == 20 and record["time_ps"][-1] == pytest.approx(0.01)
+    assert main([a for a in argv if a != "--teacher-only"] + ["--teacher-budget-s", "5"]) == 2
+    assert "add --teacher-only" in capsys.readouterr().err
