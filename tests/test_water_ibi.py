@@ -12,9 +12,16 @@ from ase.units import kB
 from ase_distill import testing as T
 from ase_distill.model import PairTable
 from training.water_chains import ChainStartError, start_frames, write_starts
-from training.water_ibi import IBIError, boltzmann_correction, corrected_student, fit_force
+from training.water_ibi import (
+    IBIError,
+    boltzmann_correction,
+    corrected_student,
+    fit_force,
+    neutral_ramp,
+    recentre,
+)
 
-from .test_pair_correction import _student, _water_boxes
+from .test_pair_correction import _label, _student, _water_boxes
 
 KT = kB * 300.0
 R = np.linspace(0.02, 4.9, 120)
@@ -48,6 +55,20 @@ def test_the_fitted_table_has_the_correction_as_its_energy():
     assert np.abs(g_below).max() < 0.02 * np.abs(np.gradient(dv, R)).max()  # no force on bonds
 
 
+def test_the_neutral_ramp_keeps_the_liquids_pair_energy():
+    """With the ramp, the fitted table's energy averages to ~0 over the teacher's g(r)."""
+    dv = 0.01 * np.exp(-(((R - 3.0) / 0.4) ** 2)) - 0.004 * np.exp(-(((R - 3.6) / 0.3) ** 2))
+    table = PairTable(1, 40, 1.6, 5.0)
+    inside = torch.as_tensor(R, dtype=torch.float64)
+
+    def liquid_energy(ramp):
+        v = table.energy_basis(inside).numpy() @ fit_force(table, R, dv, 2.2, ramp)
+        return np.sum(R**2 * _g() * v)
+
+    ramp = neutral_ramp(R, dv, _g(), 2.2)
+    assert abs(liquid_energy(ramp)) < 0.02 * abs(liquid_energy(0.0))
+
+
 def test_a_corrected_student_keeps_the_molecule_and_changes_the_liquid():
     """A molecule's energy and forces stay (its pairs lie below each min_r: a constant, taken
     off O's reference); a box's energy changes; a second correction adds to the first."""
@@ -67,7 +88,21 @@ def test_a_corrected_student_keeps_the_molecule_and_changes_the_liquid():
     assert torch.allclose(twice.pair.table, 2 * corrected.pair.table)
     with pytest.raises(IBIError, match="--knots"):
         corrected_student(corrected, student_g, teacher_g, 300.0, 1.0, 1.6, 30)
-    T.run_all_checks(corrected)
+
+
+def test_recentring_keeps_the_mean_energy_per_molecule_and_every_force():
+    model = _student()
+    student_g = {pair: (R, _g(shift=-0.05, height=2.4)) for pair in ((8, 8), (1, 8), (1, 1))}
+    teacher_g = {pair: (R, _g()) for pair in student_g}
+    corrected, _ = corrected_student(model, student_g, teacher_g, 300.0, 1.0, 1.6, 40)
+    boxes = _label(_water_boxes(3), model)  # any labels: prepare() asks for them
+    forces = [T.evaluate(corrected, b)["forces"] for b in boxes]
+    shift = recentre(model, corrected, boxes)
+    change = [
+        T.evaluate(corrected, b)["energy"][0] - T.evaluate(model, b)["energy"][0] for b in boxes
+    ]
+    assert shift != 0.0 and np.mean(change) == pytest.approx(0.0, abs=1e-9)
+    assert all(np.allclose(T.evaluate(corrected, b)["forces"], f) for b, f in zip(boxes, forces))
 
 
 def test_chain_starts_are_frames_of_a_stored_run_never_overwritten(tmp_path):
@@ -83,6 +118,9 @@ def test_chain_starts_are_frames_of_a_stored_run_never_overwritten(tmp_path):
     assert [round(t, 3) for t, _ in picked] == [0.05, 0.03, 0.01]
     with pytest.raises(ChainStartError, match="too short"):
         start_frames(tmp_path / "run.traj", 4, 0.02)
+    earlier = start_frames(tmp_path / "run.traj", 2, 0.02, until_ps=0.03)  # a run since continued
+    assert [round(t, 3) for t, _ in earlier] == [0.03, 0.01]
+    assert np.allclose(earlier[0][1].positions, picked[1][1].positions)
     paths = write_starts(tmp_path / "run.traj", tmp_path / "starts", 3, 0.02)
     assert [p.name for p in paths] == ["run_t0.050ps.xyz", "run_t0.030ps.xyz", "run_t0.010ps.xyz"]
     seeds = json.loads((tmp_path / "starts" / "seeds.json").read_text())

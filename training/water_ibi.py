@@ -17,7 +17,8 @@ added to it (the next iteration).
 ``python -m training.water_ibi STUDENT OUT --student-frames SPEC --teacher-frames SPEC
 [--alpha 1 --start 1.6 --knots 40]`` (SPEC as in :mod:`md_validation.compare_rdf`:
 ``PATH[@START:STOP][+PATH...]``) writes ``OUT.pt`` / ``OUT.json`` (card metrics recomputed on
-the student's dataset) and ``OUT_ibi.json`` / ``OUT_ibi.png`` (the partials and ``dV``).
+the student's dataset, after its mean energy per molecule on the training frames is recentred
+on the student's) and ``OUT_ibi.json`` / ``OUT_ibi.png`` (the partials and ``dV``).
 """
 
 from __future__ import annotations
@@ -75,17 +76,38 @@ def boltzmann_correction(
     return np.convolve(padded, kernel / kernel.sum(), mode="valid")
 
 
+def neutral_ramp(r: np.ndarray, dv: np.ndarray, g: np.ndarray, min_r: float) -> float:
+    """``A`` of the ramp ``A (1 - r / r_end)`` that makes the pair energy average zero over ``g``.
+
+    The pair energy ``V = dv - dv(r_end)`` (held at ``V(min_r)`` below ``min_r``) summed over a
+    liquid's pairs is about ``rho int 4 pi r^2 g V``: with the ramp this vanishes for the
+    teacher's liquid at any density to first order, so the table moves the structure but not
+    the liquid's energy (the pressure-correction ramp of structure-based coarse graining).
+    """
+    above = np.maximum(r, min_r)
+    v = np.interp(above, r, dv) - dv[-1]
+    ramp = 1.0 - above / r[-1]
+    weight = r**2 * g
+    return float(-np.sum(weight * v) / np.sum(weight * ramp))
+
+
 def fit_force(
-    table: PairTable, r: np.ndarray, dv: np.ndarray, min_r: float, ridge: float = 1e-8
+    table: PairTable,
+    r: np.ndarray,
+    dv: np.ndarray,
+    min_r: float,
+    ramp: float = 0.0,
+    ridge: float = 1e-8,
 ) -> np.ndarray:
     """Table coefficients whose force ``g = dV/dr`` matches ``d dv / dr`` above ``min_r``.
 
     Below ``min_r`` and beyond the sampled range (up to the table's end) the target force is
-    zero, so the fitted pair energy is ``dv`` up to a constant, with no force on bonds.
+    zero, so the fitted pair energy is ``dv`` up to a constant, with no force on bonds; with
+    ``ramp``, plus ``ramp (1 - r / r_end)`` above ``min_r`` (:func:`neutral_ramp`).
     """
     end = table.start + table.spacing * table.segments
     grid = np.linspace(table.start, end, 600)
-    target = np.interp(grid, r, np.gradient(dv, r), left=0.0, right=0.0)
+    target = np.interp(grid, r, np.gradient(dv, r), left=0.0, right=0.0) - ramp / r[-1]
     target[(grid < min_r) | (grid > r[-1])] = 0.0
     x = table.force_basis(torch.as_tensor(grid, dtype=torch.float64)).numpy()
     return np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ target)
@@ -99,11 +121,13 @@ def corrected_student(
     alpha: float,
     start: float,
     knots: int,
+    neutral: bool = False,
 ) -> tuple[StudentModel, dict[str, Any]]:
     """``model`` with the Boltzmann-inversion tables added, and the record of the fit.
 
     The tables' constant energy on the pairs inside each molecule (below the table's start) is
-    taken off O's reference energy, so that a molecule's energy is unchanged.
+    taken off O's reference energy, so that a molecule's energy is unchanged. ``neutral`` adds
+    each pair's :func:`neutral_ramp` for the teacher's ``g``.
 
     Raises:
         IBIError: ``model`` has a table of other knots or start (corrections cannot be added).
@@ -126,7 +150,8 @@ def corrected_student(
         r, g_s = student_g[pair]
         _, g_t = teacher_g[pair]
         dv = boltzmann_correction(r, g_s, g_t, kB * temperature_k, alpha)
-        coefficients = fit_force(table, r, dv, min_r)
+        ramp = neutral_ramp(r, dv, g_t, min_r) if neutral else 0.0
+        coefficients = fit_force(table, r, dv, min_r, ramp)
         # the pairs inside each molecule (2 O-H, 1 H-H) lie below min_r: a constant energy
         molecule_shift += {(1, 8): 2.0, (1, 1): 1.0}.get(pair, 0.0) * float(core @ coefficients)
         if model.config.pair_knots:
@@ -139,6 +164,7 @@ def corrected_student(
             "g_teacher": g_t.tolist(),
             "dv_eV": dv.tolist(),
             "min_r_A": min_r,
+            "ramp_eV": ramp,
             "coefficients": coefficients.tolist(),
         }
     out = with_tables(model, start, tables)
@@ -146,6 +172,23 @@ def corrected_student(
         out.readout.reference[species.index(8)] -= molecule_shift
     record["molecule_shift_eV"] = molecule_shift
     return out, record
+
+
+def recentre(model: StudentModel, corrected: StudentModel, frames: list[Atoms]) -> float:
+    """Shift ``corrected``'s O reference: its mean energy per molecule on ``frames`` is ``model``'s.
+
+    The tables add the liquid's pair energy, about the same to every frame of one density: a
+    per-molecule constant that the reference energies absorb, as a refit of them on the data
+    would (forces unchanged). Returns the shift taken off (eV per molecule).
+    """
+    from training.train import predict, prepare
+
+    graphs = prepare(frames, model.cutoff, model.species)
+    change = predict(corrected, graphs)["energy"] - predict(model, graphs)["energy"]
+    per_molecule = float(np.mean(change / np.array([np.sum(f.numbers == 8) for f in frames])))
+    with torch.no_grad():
+        corrected.readout.reference[model.config.species.index(8)] -= per_molecule
+    return per_molecule
 
 
 def _plot(record: dict[str, Any], path: Path) -> None:
@@ -185,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=1.0, help="damping of the update (0, 1]")
     p.add_argument("--start", type=float, default=1.6, help="the table's start (A)")
     p.add_argument("--knots", type=int, default=40, help="B-spline coefficients per pair")
+    p.add_argument(
+        "--neutral", action="store_true", help="add the ramp that keeps the liquid's energy"
+    )
+    p.add_argument(
+        "--recentre-every", type=int, default=5, help="recentre on every k-th training frame"
+    )
     p.add_argument("--dataset", help="the card's metrics on (default: the card's dataset)")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -198,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         student_g = partials(read_frames(args.student_frames))
         teacher_g = partials(read_frames(args.teacher_frames))
         corrected, record = corrected_student(
-            model, student_g, teacher_g, args.temperature, args.alpha, args.start, args.knots
-        )
+            model, student_g, teacher_g, args.temperature, args.alpha, args.start, args.knots,
+            args.neutral,
+        )  # fmt: skip
     except (IBIError, ValueError) as exc:
         print(f"water_ibi: error: {exc}", file=sys.stderr)
         return 2
@@ -212,9 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         "alpha": args.alpha,
         "start_A": args.start,
         "knots": args.knots,
+        "neutral": args.neutral,
         "pairs": record,
     }
     by_split, _ = split_frames(read_dataset(args.dataset or card["training_data"]["dataset"]), 0.0)
+    # a subsample: the mean shift is settled long before water-tiny's 1,635 frames (10 min)
+    fit["recentred_on_every"] = args.recentre_every
+    train = by_split["train"][:: args.recentre_every]
+    fit["recentred_eV_per_molecule"] = recentre(model, corrected, train)
     card = {**card, "metrics": evaluate_splits(corrected, by_split)}
     card.setdefault("training", {})["boltzmann_inversion"] = {
         k: v for k, v in fit.items() if k != "pairs"
