@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             model, student_g, teacher_g, args.temperature, args.alpha, args.start, args.knots,
             args.neutral,
         )  # fmt: skip
-    except (IBIError, ValueError) as exc:
+    except ValueError as exc:  # IBIError and the readers' errors
         print(f"water_ibi: error: {exc}", file=sys.stderr)
         return 2
     fit = {
