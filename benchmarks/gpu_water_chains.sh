@@ -10,7 +10,8 @@
 # Results come back as xz archives in $OUT (the device tool returns at most 8 files of 16 MB):
 #   main.tar.xz -> its store replaces reports/water/teacher_runs/$MAIN_KEY.*;
 #   chains_*.tar.xz -> reports/water/teacher_chains/ (one store folder per chain).
-# Needs .whl/ carried (ase, vesin, sevenn with SevenNet-0's weights only, braceexpand, matscipy
+# The tracked tree is over the tool's 64 MiB: `bash benchmarks/device_stash.sh stash` before the
+# call and `... restore` right after. Needs .whl/ carried (ase, vesin, sevenn with SevenNet-0's weights only, braceexpand, matscipy
 # for cp312). Dry run on a CPU: DEVICE=cpu MD_BUDGET_S=20 CHAINS=2 bash benchmarks/gpu_water_chains.sh
 set -u
 OUT=${OUT:-/tmp/gpu-out}
