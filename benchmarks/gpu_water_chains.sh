@@ -12,7 +12,8 @@
 #   chains_*.tar.xz -> reports/water/teacher_chains/ (one store folder per chain).
 # The tracked tree is over the tool's 64 MiB: `bash benchmarks/device_stash.sh stash` before the
 # call and `... restore` right after. Needs .whl/ carried (ase, vesin, sevenn with SevenNet-0's
-# weights only, braceexpand, matscipy for cp312). Dry run on a CPU: DEVICE=cpu MD_BUDGET_S=20 CHAINS=2 bash benchmarks/gpu_water_chains.sh
+# weights only, braceexpand, matscipy for cp312). Dry run on a CPU:
+#   DEVICE=cpu MD_BUDGET_S=20 CHAINS=2 bash benchmarks/gpu_water_chains.sh
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 MD_BUDGET_S=${MD_BUDGET_S:-400}
