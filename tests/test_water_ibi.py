@@ -97,6 +97,12 @@ def test_recentring_keeps_the_mean_energy_per_molecule_and_every_force():
     corrected, _ = corrected_student(model, student_g, teacher_g, 300.0, 1.0, 1.6, 40)
     boxes = _label(_water_boxes(3), model)  # any labels: prepare() asks for them
     forces = [T.evaluate(corrected, b)["forces"] for b in boxes]
+    from training.train import predict, prepare
+
+    graphs = prepare(boxes, model.cutoff, model.species)
+    energies = predict(corrected, graphs, derivatives=False)  # recentre's path: no backward
+    assert set(energies) == {"energy"}
+    assert np.allclose(energies["energy"], predict(corrected, graphs)["energy"], atol=1e-10)
     shift = recentre(model, corrected, boxes)
     change = [
         T.evaluate(corrected, b)["energy"][0] - T.evaluate(model, b)["energy"][0] for b in boxes

@@ -284,22 +284,30 @@ def loss_fn(
 
 
 def predict(
-    model: StudentModel, samples: list[Sample], batch_size: int = 32
+    model: StudentModel, samples: list[Sample], batch_size: int = 32, derivatives: bool = True
 ) -> dict[str, np.ndarray]:
     """Energies, forces and stresses (3x3; zeros without a cell) of ``samples``.
 
-    Float64 evaluation on the model's device.
+    Float64 evaluation on the model's device. ``derivatives=False`` gives the energies alone
+    (``{"energy": ...}``), without the backward pass that forces and stress cost.
     """
     device = next(model.parameters()).device
     energies, forces, stresses = [], [], []
     for k in range(0, len(samples), batch_size):
         graph, _ = collate(samples[k : k + batch_size], torch.float64, device)
+        if not derivatives:
+            with torch.no_grad():
+                out = ConservativePotential(model).evaluate(graph, forces=False)
+            energies.append(out["energy"].cpu().numpy())
+            continue
         with_stress = any(s.stress is not None for s in samples[k : k + batch_size])
         out = ConservativePotential(model).evaluate(graph, forces=True, stress=with_stress)
         energies.append(out["energy"].detach().cpu().numpy())
         forces.append(out["forces"].detach().cpu().numpy())
         stress = out["stress"] if with_stress else torch.zeros(graph.n_structures, 3, 3)
         stresses.append(stress.detach().cpu().numpy())
+    if not derivatives:
+        return {"energy": np.concatenate(energies)}
     return {
         "energy": np.concatenate(energies),
         "forces": np.concatenate(forces),

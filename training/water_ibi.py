@@ -184,7 +184,10 @@ def recentre(model: StudentModel, corrected: StudentModel, frames: list[Atoms]) 
     from training.train import predict, prepare
 
     graphs = prepare(frames, model.cutoff, model.species)
-    change = predict(corrected, graphs)["energy"] - predict(model, graphs)["energy"]
+    change = (
+        predict(corrected, graphs, derivatives=False)["energy"]
+        - predict(model, graphs, derivatives=False)["energy"]
+    )
     per_molecule = float(np.mean(change / np.array([np.sum(f.numbers == 8) for f in frames])))
     with torch.no_grad():
         corrected.readout.reference[model.config.species.index(8)] -= per_molecule
@@ -266,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": record,
     }
     by_split, _ = split_frames(read_dataset(args.dataset or card["training_data"]["dataset"]), 0.0)
-    # a subsample: the mean shift is settled long before water-tiny's 1,635 frames (10 min)
+    # a subsample: the mean shift is settled long before water-tiny's 1,635 frames
     fit["recentred_on_every"] = args.recentre_every
     train = by_split["train"][:: args.recentre_every]
     fit["recentred_eV_per_molecule"] = recentre(model, corrected, train)
