@@ -91,6 +91,22 @@ def neutral_ramp(r: np.ndarray, dv: np.ndarray, g: np.ndarray, min_r: float) -> 
     return float(-np.sum(weight * v) / np.sum(weight * ramp))
 
 
+def force_target(
+    table: PairTable, r: np.ndarray, dv: np.ndarray, min_r: float, ramp: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair force ``d dv / dr`` on a grid over the table: ``(grid, target)``.
+
+    Below ``min_r`` and beyond the sampled range (up to the table's end) the target force is
+    zero, so a table fitted to it has the energy ``dv`` up to a constant, with no force on
+    bonds; with ``ramp``, plus ``ramp (1 - r / r_end)`` above ``min_r`` (:func:`neutral_ramp`).
+    """
+    end = table.start + table.spacing * table.segments
+    grid = np.linspace(table.start, end, 600)
+    target = np.interp(grid, r, np.gradient(dv, r), left=0.0, right=0.0) - ramp / r[-1]
+    target[(grid < min_r) | (grid > r[-1])] = 0.0
+    return grid, target
+
+
 def fit_force(
     table: PairTable,
     r: np.ndarray,
@@ -99,16 +115,8 @@ def fit_force(
     ramp: float = 0.0,
     ridge: float = 1e-8,
 ) -> np.ndarray:
-    """Table coefficients whose force ``g = dV/dr`` matches ``d dv / dr`` above ``min_r``.
-
-    Below ``min_r`` and beyond the sampled range (up to the table's end) the target force is
-    zero, so the fitted pair energy is ``dv`` up to a constant, with no force on bonds; with
-    ``ramp``, plus ``ramp (1 - r / r_end)`` above ``min_r`` (:func:`neutral_ramp`).
-    """
-    end = table.start + table.spacing * table.segments
-    grid = np.linspace(table.start, end, 600)
-    target = np.interp(grid, r, np.gradient(dv, r), left=0.0, right=0.0) - ramp / r[-1]
-    target[(grid < min_r) | (grid > r[-1])] = 0.0
+    """Table coefficients whose force ``g = dV/dr`` matches :func:`force_target`."""
+    grid, target = force_target(table, r, dv, min_r, ramp)
     x = table.force_basis(torch.as_tensor(grid, dtype=torch.float64)).numpy()
     return np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ target)
 
