@@ -60,6 +60,21 @@ def test_the_scan_trades_the_structure_target_for_the_energies():
     assert pick(rows, own, -1.0, 1e9) is None  # no energy MAE is below zero
 
 
+def test_keeping_the_energies_leaves_a_table_that_moves_no_training_energy():
+    """With keep_energies and a large lambda_E, the table (and references) add ~0 to every
+    training frame's energy: the scores equal the student's own."""
+    model = _student()
+    table = PairTable(1, 30, 1.6, model.cutoff)
+    structure = structure_terms(table, _record(), tuple(model.species), 1.0)
+    fits = _fits(model, table)
+    (row,) = scan(structure, fits, [1e4], 0.0, 1e-10, keep_energies=True)
+    own = fits["train"].scores(np.zeros_like(row["w"]))
+    assert row["train"]["energy_mae_mev_per_atom"] == pytest.approx(
+        own["energy_mae_mev_per_atom"], rel=0.01
+    )
+    assert np.any(fits["train"].energy != 0)  # the residuals are restored for scoring
+
+
 def test_the_cli_refuses_a_missing_pair_and_an_existing_output(tmp_path):
     record = {"knots": 30, "start_A": 1.6, "pairs": {"8-8": _record()["8-8"]}}
     (tmp_path / "ibi.json").write_text(json.dumps(record))

@@ -14,7 +14,8 @@ least-squares problem can ask for the two at once:
   held there with the pair's largest weight, so bonds and the intramolecular H-H distance feel
   nothing;
 * ``E``: the mean square per-atom energy residual (teacher minus student minus table and
-  per-element references) on a seeded sample of training frames;
+  per-element references) on a seeded sample of training frames, or with
+  ``--keep-energies`` the table's own energy change there (the student's energies kept);
 * ``F``: the same for the force components (``--force-weight``, default 0).
 
 For each ``scale`` and ``lambda_E`` the scan reports the share of the target force kept
@@ -117,9 +118,21 @@ def scan(
     lambdas: list[float],
     lambda_f: float,
     ridge: float,
+    keep_energies: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per ``lambda_E``: the kept share, misfit and each frame set's scores."""
-    equations = fits["train"].normal_equations()
+    """One row per ``lambda_E``: the kept share, misfit and each frame set's scores.
+
+    ``keep_energies``: the energy term asks the table (with the references) to leave the
+    student's energies unchanged rather than to fit its residuals. Why: the residuals of the
+    frames a student was trained on are its own overfit noise; fitting them with the table
+    moved the held-out liquid boxes' energy MAE from 0.95 to 1.09 meV/atom while ice improved.
+    """
+    train = fits["train"]
+    equations = train.normal_equations()
+    if keep_energies:
+        saved, train.energy = train.energy, np.zeros_like(train.energy)
+        equations = train.normal_equations()
+        train.energy = saved
     rows = []
     for lam in lambdas:
         w = solve(structure, equations, lam, lambda_f, ridge)
@@ -174,14 +187,14 @@ def _plot(results: dict[str, list[dict[str, Any]]], own: dict[str, Any], path: P
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for scale, rows in results.items():
         ax.plot(
-            [r["kept"] * float(scale) for r in rows],
+            [r["misfit"] for r in rows],
             [r["val"]["energy_mae_mev_per_atom"] for r in rows],
             "o-",
-            label=f"target: {scale} x the record's force",
+            label=f"target: {float(scale):g} x the record's force",
         )
     ax.axhline(own["val"]["energy_mae_mev_per_atom"], color="0.5", ls="--", label="student")
-    ax.set(xlabel="Boltzmann-inversion force kept (x the record's)", yscale="log")
-    ax.set(ylabel="validation energy MAE (meV/atom)")
+    ax.set(xlabel="structure misfit S(c) / S(0) (lambda_E grows to the right)", xscale="log")
+    ax.set(ylabel="validation energy MAE (meV/atom)", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -254,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--energy-tolerance", type=float, default=0.05, help="validation MAE slack")
     p.add_argument("--force-tolerance", type=float, default=0.05, help="validation RMSE slack")
+    p.add_argument(
+        "--keep-energies", action="store_true", help="energy term: no change, not the residual"
+    )
     p.add_argument("--dataset", help="frames to fit and score on (default: the card's dataset)")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -280,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     results, picks, picked_w = {}, {}, {}
     for scale in args.scales:
         structure = structure_terms(table, record["pairs"], species, scale)
-        rows = scan(structure, fits, args.lambdas, args.force_weight, args.ridge)
+        rows = scan(
+            structure, fits, args.lambdas, args.force_weight, args.ridge, args.keep_energies
+        )
         results[str(scale)] = rows
         chosen = pick(rows, own["val"], args.energy_tolerance, args.force_tolerance)
         if chosen is not None:
