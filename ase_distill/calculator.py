@@ -44,8 +44,8 @@ def _checked_device(device: str | torch.device) -> torch.device:
 
 #: The compiled package runs all edges at once: it is used only for graphs that are not chunked
 #: and whose estimate stays below this. Measured, one thread, float32: 8x faster than eager on
-#: caffeine (overhead-bound), 3.2x on 192 and 1.7x on 768 atoms of water
-#: (``benchmarks/results/water_speedups.json``); larger graphs run eagerly in chunks.
+#: caffeine (overhead-bound), 3.2x on 192 and 1.7x on 768 atoms of water (the first run of
+#: ``benchmarks/test_water_speed.py``, commit 349b3c8); larger graphs run eagerly in chunks.
 COMPILED_MAX_BYTES = 2**30
 
 

@@ -45,7 +45,9 @@ def _calculator(name):
 
         if name.endswith("-fast"):
             return DistilledCalculator(student, fast=True)
-        return DistilledCalculator(student, dtype=torch.float32)
+        # eager for real: the default compile="auto" would use a package cached by any
+        # earlier fast=True run and time the compiled path twice
+        return DistilledCalculator(student, dtype=torch.float32, compile=False)
     teacher, options = CALCS[name]
     package = "sevenn" if teacher.startswith("sevennet") else "orb_models"
     if importlib.util.find_spec(package) is None:
