@@ -29,7 +29,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 from ase.neighborlist import neighbor_list
 
-from ase_distill.checkpoint import atomic_write_json, checkpoint_paths, save_checkpoint
+from ase_distill.checkpoint import atomic_write_json, checkpoint_paths
 from ase_distill.model import PairTable, StudentConfig, StudentModel
 from training.frame_fidelity import parse_part
 from training.generate import FORCES_KEY, STRESS_KEY, read_dataset
@@ -208,7 +208,7 @@ def _plot(table: PairTable, coefficients: np.ndarray, path: Path, title: str) ->
 def main(argv: list[str] | None = None) -> int:
     """CLI (see the module docstring)."""
     from ase_distill.registry import resolve_student
-    from training.train import evaluate_splits, split_frames
+    from training.train import save_with_metrics, split_frames
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("student", help="student name or checkpoint")
@@ -248,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "coefficients": coefficients.tolist(),
         "units": {"coefficients": "eV/A", "net_force": "eV^2/A^2", "virial": "eV^2"},
     }
-    card = {**card, "metrics": evaluate_splits(corrected, by_split)}
-    card.setdefault("training", {})["pair_correction"] = fit
-    save_checkpoint(corrected, out, card)
+    save_with_metrics(corrected, card, out, by_split, "pair_correction", fit)
     atomic_write_json(f"{out}_fit.json", fit)
     _plot(corrected.pair, coefficients, Path(f"{out}_fit.png"), f"{args.pair[0]}-{args.pair[1]}")
     for name, row in {"fit": variance, **checks}.items():

@@ -240,15 +240,14 @@ def save_corrected(
     The card's metrics are recomputed on the student's own dataset as training does, so that
     ``python -m training.ship`` can ship it; the fit is recorded under ``training``.
     """
-    from ase_distill.checkpoint import save_checkpoint
+    from ase_distill.checkpoint import checkpoint_paths
     from ase_distill.registry import resolve_student
-    from training.train import evaluate_splits, split_frames
+    from training.train import save_with_metrics, split_frames
 
     _, card = resolve_student(student)
     fixed = corrected_model(model, table, w, args.knots)
     by_split, _ = split_frames(read_dataset(card["training_data"]["dataset"]), 0.0)
-    card = {**card, "metrics": evaluate_splits(fixed, by_split)}
-    card.setdefault("training", {})["pair_energy"] = {
+    record = {
         "from": student,
         "knots": args.knots,
         "start_A": args.start,
@@ -258,7 +257,8 @@ def save_corrected(
     }
     out = Path(args.save) / f"{Path(student).stem}-pairs"
     out.parent.mkdir(parents=True, exist_ok=True)
-    return save_checkpoint(fixed, out, card)
+    save_with_metrics(fixed, card, out, by_split, "pair_energy", record)
+    return checkpoint_paths(out)[1]
 
 
 def frame_sets(dataset: str, n_train: int, seed: int, max_force: float) -> dict[str, list[Atoms]]:

@@ -368,6 +368,26 @@ def evaluate_splits(model: StudentModel, by_split: dict[str, list[Atoms]]) -> di
     }
 
 
+def save_with_metrics(
+    model: StudentModel,
+    card: dict[str, Any],
+    out: str | os.PathLike,
+    by_split: dict[str, list[Atoms]],
+    key: str,
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """Save a changed student at ``out`` with its card's metrics recomputed as training does.
+
+    The card gets :func:`evaluate_splits` on ``by_split`` and ``record`` under
+    ``card["training"][key]`` (how the student was changed), so that ``python -m
+    training.ship`` can ship it; ``card`` itself is not modified. Returns the new card.
+    """
+    card = {**card, "metrics": evaluate_splits(model, by_split)}
+    card["training"] = {**card.get("training", {}), key: record}
+    save_checkpoint(model, out, card)
+    return card
+
+
 def _by_group(pred, ref_forces, ref_energy, n_atoms, groups: list[str]) -> dict[str, Any]:
     """Per-molecule force R2 / RMSE and energy MAE, with and without the molecule's offset."""
     from ase_distill.metrics import force_metrics

@@ -33,7 +33,7 @@ import torch
 from ase import Atoms
 from ase.units import kB
 
-from ase_distill.checkpoint import atomic_write_json, checkpoint_paths, save_checkpoint
+from ase_distill.checkpoint import atomic_write_json, checkpoint_paths
 from ase_distill.model import PairTable, StudentModel
 
 #: Intermolecular pairs and the distance below which each gets no correction (A): water's O-H
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     from ase_distill.registry import resolve_student
     from md_validation.compare_rdf import read_frames
     from training.generate import read_dataset
-    from training.train import evaluate_splits, split_frames
+    from training.train import save_with_metrics, split_frames
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("student", help="student name or checkpoint")
@@ -281,11 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     fit["recentred_on_every"] = args.recentre_every
     train = by_split["train"][:: args.recentre_every]
     fit["recentred_eV_per_molecule"] = recentre(model, corrected, train)
-    card = {**card, "metrics": evaluate_splits(corrected, by_split)}
-    card.setdefault("training", {})["boltzmann_inversion"] = {
-        k: v for k, v in fit.items() if k != "pairs"
-    }
-    save_checkpoint(corrected, out, card)
+    summary = {k: v for k, v in fit.items() if k != "pairs"}
+    card = save_with_metrics(corrected, card, out, by_split, "boltzmann_inversion", summary)
     atomic_write_json(f"{out}_ibi.json", fit)
     _plot(record, Path(f"{out}_ibi.png"))
     for split, m in card["metrics"].items():

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from ase_distill.checkpoint import atomic_write_json, save_checkpoint
+from ase_distill.checkpoint import atomic_write_json, checkpoint_paths
 from ase_distill.model import PairTable, StudentModel
 from training.pair_energy import LinearFit, corrected_model, species_pairs
 from training.water_ibi import force_target
@@ -199,7 +199,11 @@ def _plot(results: dict[str, list[dict[str, Any]]], own: dict[str, Any], path: P
 
 
 def _plot_tables(
-    table: PairTable, record: dict[str, Any], picked: dict[float, np.ndarray], path: Path
+    table: PairTable,
+    record: dict[str, Any],
+    species: tuple[int, ...],
+    picked: dict[float, np.ndarray],
+    path: Path,
 ) -> None:
     """Each picked table's pair force against its Boltzmann-inversion target, pair by pair."""
     import matplotlib
@@ -207,7 +211,7 @@ def _plot_tables(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = species_pairs((1, 8))
+    pairs = species_pairs(species)
     fig, axes = plt.subplots(1, len(pairs), figsize=(12, 3.6))
     for scale, w in picked.items():
         for p, (a, b) in enumerate(pairs):
@@ -234,18 +238,15 @@ def save_pick(
     out: Path,
     fit: dict[str, Any],
 ) -> Path:
-    """The picked table as a real student, card metrics recomputed on its whole dataset."""
+    """The picked table as a real student, card metrics recomputed on ``fit["dataset"]``."""
     from training.generate import read_dataset
-    from training.train import evaluate_splits, split_frames
+    from training.train import save_with_metrics, split_frames
 
     fixed = corrected_model(model, table, row["w"], table.knots)
-    by_split, _ = split_frames(read_dataset(card["training_data"]["dataset"]), 0.0)
-    card = {**card, "metrics": evaluate_splits(fixed, by_split)}
-    card.setdefault("training", {})["joint_pair_fit"] = {
-        **fit,
-        "picked": {k: v for k, v in row.items() if k != "w"},
-    }
-    return save_checkpoint(fixed, out, card)
+    by_split, _ = split_frames(read_dataset(fit["dataset"]), 0.0)
+    picked = {k: v for k, v in row.items() if k != "w"}
+    save_with_metrics(fixed, card, out, by_split, "joint_pair_fit", {**fit, "picked": picked})
+    return checkpoint_paths(out)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             raise JointFitError("the student already has a pair table; start from one without.")
         table = PairTable(1, record["knots"], record["start_A"], model.cutoff)
         species = tuple(model.species)
-        sets = frame_sets(args.dataset or card["training_data"]["dataset"], args.train_frames,
-                          args.seed)  # fmt: skip
+        args.dataset = args.dataset or card["training_data"]["dataset"]
+        structures = {s: structure_terms(table, record["pairs"], species, s) for s in args.scales}
+        sets = frame_sets(args.dataset, args.train_frames, args.seed)
     except (ValueError, OSError, KeyError) as exc:
         print(f"water_joint: error: {exc}", file=sys.stderr)
         return 2
@@ -292,14 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: v for k, v in vars(args).items()}
     results, picks, picked_w = {}, {}, {}
     for scale in args.scales:
-        structure = structure_terms(table, record["pairs"], species, scale)
         rows = scan(
-            structure, fits, args.lambdas, args.force_weight, args.ridge, args.keep_energies
+            structures[scale], fits, args.lambdas, args.force_weight, args.ridge, args.keep_energies
         )
         results[str(scale)] = rows
         chosen = pick(rows, own["val"], args.energy_tolerance, args.force_tolerance)
         if chosen is not None:
-            fit = {"student": args.student, "ibi_record": args.ibi, "scale": scale, **settings}
+            fit = {"scale": scale, **settings}
             stem = Path(f"{out}_s{round(scale * 100):03d}")
             path = save_pick(model, card, table, chosen, stem, fit)
             picks[str(scale)] = {"lambda_E": chosen["lambda_E"], "saved": str(path)}
@@ -315,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     record_out = {"settings": settings, "student": own, "scan": clean, "picked": picks}
     atomic_write_json(Path(f"{out}.json"), record_out)
     _plot(clean, own, Path(f"{out}.png"))
-    if picked_w and species == (1, 8):
-        _plot_tables(table, record["pairs"], picked_w, Path(f"{out}_tables.png"))
+    if picked_w:
+        _plot_tables(table, record["pairs"], species, picked_w, Path(f"{out}_tables.png"))
     print(f"student: val energy MAE {own['val']['energy_mae_mev_per_atom']:.2f} meV/atom; "
           f"picked {picks or 'none'}; wrote {out}.json / .png")  # fmt: skip
     return 0
