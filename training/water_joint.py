@@ -175,6 +175,16 @@ def frame_sets(dataset: str, n_train: int, seed: int) -> dict[str, list[Atoms]]:
     }
 
 
+def _save(fig: Any, legend_axes: Any, path: Path) -> None:
+    """Legend, layout, write the PNG and free the figure."""
+    import matplotlib.pyplot as plt
+
+    legend_axes.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot(results: dict[str, list[dict[str, Any]]], own: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -192,10 +202,7 @@ def _plot(results: dict[str, list[dict[str, Any]]], own: dict[str, Any], path: P
     ax.axhline(own["val"]["energy_mae_mev_per_atom"], color="0.5", ls="--", label="student")
     ax.set(xlabel="structure misfit S(c) / S(0) (lambda_E grows to the right)", xscale="log")
     ax.set(ylabel="validation energy MAE (meV/atom)", yscale="log")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, ax, path)
 
 
 def _plot_tables(
@@ -224,10 +231,7 @@ def _plot_tables(
             axes[p].plot(grid, 1000 * fitted, color=line.get_color(), label=f"scale {scale:g}")
             axes[p].set(title=f"{a}-{b} (Z): fitted (solid), target (dotted)", xlabel="r (A)")
     axes[0].set(ylabel="pair force g = dV/dr (meV/A)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, axes[0], path)
 
 
 def save_pick(
