@@ -18,9 +18,46 @@ def test_at_least_400_distinct_acceptable_molecules(library):
     assert all(chemistry.canonical(s) == s for s in smiles)  # H/C/N/O, neutral, <= 60 atoms
 
 
-def test_held_out_molecules_are_in_no_list(library):
-    held_out = {chemistry.canonical(s) for s in chemistry.HELD_OUT.values()}
-    assert held_out.isdisjoint(e["smiles"] for e in library)
+def test_held_out_molecules_are_in_no_list_in_any_tautomer(library):
+    assert chemistry.held_out_tautomers(library) == {}
+
+
+def test_the_tautomer_check_finds_the_hypoxanthine_of_the_committed_library():
+    # the first library held hypoxanthine's 1,7-H tautomer; the third generation drops it
+    found = chemistry.held_out_tautomers([{"name": "x", "smiles": "O=c1nc[nH]c2nc[nH]c12"}])
+    assert found == {"x": "hypoxanthine"}
+    assert chemistry.held_out_tautomers([{"name": "y", "smiles": "c1ncc2[nH]cnc2n1"}]) == {}
+
+
+def test_substituted_rings_are_new_acceptable_and_no_held_out_tautomer():
+    exclude = ["Cc1ccccc1"]
+    products = chemistry.substituted_rings(60, seed=1, exclude=exclude)
+    assert len(products) == len(set(products)) == 60
+    assert all(chemistry.canonical(s) == s for s in products)
+    assert "Cc1ccccc1" not in products
+    entries = [{"name": s, "smiles": s} for s in products]
+    assert chemistry.held_out_tautomers(entries) == {}
+    # the full enumeration reaches two held-out molecules; neither may come out
+    everything = chemistry.substituted_rings(10_000)
+    assert {"Nc1ncc2[nH]cnc2n1", "NC(=O)c1cccnc1"}.isdisjoint(everything)
+
+
+def test_ring_positions_are_one_per_symmetry_class():
+    assert len(chemistry.ring_positions("c1ccccc1")) == 1
+    assert len(chemistry.ring_positions("c1ccncc1")) == 3
+    assert len(chemistry.ring_positions("c1c[nH]cn1")) == 4  # the NH is a position too
+
+
+def test_the_extension_skips_labelled_entries_and_leaks():
+    base = [
+        {"name": "a", "smiles": "CCO"},
+        {"name": "leak", "smiles": "O=c1nc[nH]c2nc[nH]c12"},
+        {"name": "b", "smiles": "CCN"},
+    ]
+    extension = chemistry.build_extension(base, used=1, n_substituted=5)
+    names = [e["name"] for e in extension]
+    assert names[:1] == ["b"] and len(names) == 6
+    assert {e["category"] for e in extension[1:]} == {"substituted_ring"}
 
 
 def test_recombination_never_rebuilds_an_excluded_molecule():

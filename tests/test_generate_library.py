@@ -140,6 +140,18 @@ def test_combine_keeps_splits_and_refuses_other_teachers(generated, tmp_path):
         combine(tmp_path / "bad", [config.output, other])
 
 
+def test_combine_drops_a_seed_and_refuses_an_unknown_one(generated, tmp_path):
+    from training.combine import combine
+
+    config, summary, frames = generated
+    seed = frames[0].info["seed"]
+    kept = combine(tmp_path / "kept", [config.output], drop_seeds=(seed,))
+    assert kept["frames"] == sum(f.info["seed"] != seed for f in frames)
+    assert seed not in kept["molecules"] and kept["dropped_seeds"] == [seed]
+    with pytest.raises(ValueError, match="no part holds"):
+        combine(tmp_path / "bad", [config.output], drop_seeds=("not-a-seed",))
+
+
 def test_a_run_recorded_before_new_config_keys_still_resumes(tmp_path):
     config = _config(tmp_path)
     config.tree, config.complexes = TreeConfig(), ComplexConfig()  # their defaults

@@ -2,7 +2,8 @@
 
 Each input is a folder written by ``ase-distill generate``. Frames keep their splits; the new
 ``OUT/summary.json`` lists every part, and refuses parts labelled by different teachers (their
-energies would not be comparable).
+energies would not be comparable). ``--drop-seed NAME`` (repeatable) leaves out every frame of
+one seed molecule, e.g. a library entry found to be a tautomer of a held-out molecule.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ from ase_distill.checkpoint import atomic_write_bytes, atomic_write_json
 from training.generate import _frames_bytes, read_dataset
 
 
-def combine(out: str | Path, parts: list[str | Path]) -> dict[str, Any]:
+def combine(
+    out: str | Path, parts: list[str | Path], drop_seeds: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Write ``out/dataset.xyz`` and ``out/summary.json`` from the generated folders ``parts``.
 
+    Args:
+        out: the folder to write.
+        parts: generated (or combined) dataset folders.
+        drop_seeds: seed molecules whose frames are left out (recorded in the summary).
+
     Raises:
-        ValueError: a part without a finished dataset, or parts from different teachers.
+        ValueError: a part without a finished dataset, parts from different teachers, or a
+            seed to drop that no part holds.
     """
     import json
 
@@ -31,6 +40,11 @@ def combine(out: str | Path, parts: list[str | Path]) -> dict[str, Any]:
             raise ValueError(f"{part} holds no finished dataset (no summary.json); generate it.")
         summaries.append(json.loads((part / "summary.json").read_text()))
         frames += read_dataset(part / "dataset.xyz")
+    seeds = {f.info["seed"] for f in frames}
+    unknown = sorted(set(drop_seeds) - seeds)
+    if unknown:
+        raise ValueError(f"--drop-seed {unknown}: no part holds frames of these seeds.")
+    frames = [f for f in frames if f.info["seed"] not in drop_seeds]
     teachers = {json.dumps(s["teacher"], sort_keys=True) for s in summaries}
     if len(teachers) > 1:
         raise ValueError(f"The parts were labelled by different teachers: {sorted(teachers)}.")
@@ -39,7 +53,8 @@ def combine(out: str | Path, parts: list[str | Path]) -> dict[str, Any]:
         "complete": True,
         "frames": len(frames),
         "splits": splits,
-        "molecules": sorted({m for s in summaries for m in s["molecules"]}),
+        "molecules": sorted({m for s in summaries for m in s["molecules"]} - set(drop_seeds)),
+        "dropped_seeds": sorted(drop_seeds),
         "holdout_molecules": sorted({m for s in summaries for m in s["holdout_molecules"]}),
         "elements": sorted({z for s in summaries for z in s["elements"]}),
         "teacher": summaries[0]["teacher"],
@@ -58,12 +73,15 @@ def combine(out: str | Path, parts: list[str | Path]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI (see the module docstring)."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) < 3:
-        print(__doc__)
-        return 2
-    summary = combine(args[0], args[1:])
-    print(f"{summary['frames']} frames {summary['splits']} -> {args[0]}/dataset.xyz")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("parts", nargs="+")
+    parser.add_argument("--drop-seed", action="append", default=[], metavar="NAME")
+    args = parser.parse_args(argv)
+    summary = combine(args.out, args.parts, tuple(args.drop_seed))
+    print(f"{summary['frames']} frames {summary['splits']} -> {args.out}/dataset.xyz")
     return 0
 
 

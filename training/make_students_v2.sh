@@ -18,14 +18,8 @@ GEN4=18b1627  # the commit whose students the sixth CPU session starts from
 [ -f data/chno-v2/summary.json ] || \
   $PY -m training.cli generate --config "$CONFIG" --workers "${WORKERS:-2}" --quiet
 
-mkdir -p runs/gen1 runs/gen3 runs/gen4
-for size in tiny ultra-tiny original; do
-  for ext in pt json; do
-    [ -f "runs/gen1/$size.$ext" ] || git show "$GEN1:ase_distill/students/$size.$ext" > "runs/gen1/$size.$ext"
-  done
-done
-
 source training/train_stage.sh
+students_at "$GEN1" runs/gen1 tiny ultra-tiny original
 stage() {  # name size init epochs steps_per_epoch lr [--set ...]
   local out=runs/$1 size=$2 init=$3 epochs=$4 steps=$5 lr=$6
   shift 6
@@ -70,10 +64,7 @@ ultra_tiny_cpu4() {  # fifth CPU session: from the shipped ultra-tiny of $GEN3, 
     { cat data/chno-v2/dataset.xyz; xz -dc datasets/chno-v2-onpolicy/labelled_round_0*.xyz.xz; } \
       > "$data.tmp" && mv "$data.tmp" "$data"
   fi
-  for ext in pt json; do
-    [ -f "runs/gen3/ultra-tiny.$ext" ] || git show "$GEN3:ase_distill/students/ultra-tiny.$ext" \
-      > "runs/gen3/ultra-tiny.$ext"
-  done
+  students_at "$GEN3" runs/gen3 ultra-tiny
   stage v4-ultra-tiny-cpu ultra-tiny runs/gen3/ultra-tiny.pt 1000 500 0.0002 --dataset "$data" \
     --set train.batch_size=32 --set train.time_budget_minutes="${ULTRA_CPU4_MINUTES:-75}"
   stage v4-ultra-tiny-cpu-e ultra-tiny runs/v4-ultra-tiny-cpu/best.pt 1000 300 0.0001 \
@@ -90,9 +81,7 @@ ultra_tiny_cpu4() {  # fifth CPU session: from the shipped ultra-tiny of $GEN3, 
     runs/v4-ultra-tiny-cpu-e2/best.pt
 }
 tiny_cpu4() {  # sixth CPU session: a second, slower energy stage from the shipped tiny of $GEN4
-  for ext in pt json; do
-    [ -f "runs/gen4/tiny.$ext" ] || git show "$GEN4:ase_distill/students/tiny.$ext" > "runs/gen4/tiny.$ext"
-  done
+  students_at "$GEN4" runs/gen4 tiny
   stage v5-tiny-e2 tiny runs/gen4/tiny.pt 1000 300 0.00005 --set train.batch_size=32 \
     --set train.energy_weight=1000 --set train.select_metric=energy_mae_mev_per_atom \
     --set train.time_budget_minutes="${TINY_CPU4_MINUTES:-15}"
@@ -101,11 +90,7 @@ tiny_cpu4() {  # sixth CPU session: a second, slower energy stage from the shipp
 }
 pair_energy() {  # sixth CPU session: the energy ablation of the shipped three (GEN4), and the
   # pair-corrected ultra-tiny that ships (python -m training.ship runs/pair-energy/ultra-tiny-pairs.pt ultra-tiny)
-  for size in tiny ultra-tiny original; do
-    for ext in pt json; do
-      [ -f "runs/gen4/$size.$ext" ] || git show "$GEN4:ase_distill/students/$size.$ext" > "runs/gen4/$size.$ext"
-    done
-  done
+  students_at "$GEN4" runs/gen4 tiny ultra-tiny original
   [ -f reports/chno-v2/pair_energy.json ] || $PY -m training.pair_energy data/chno-v2/dataset.xyz \
     reports/chno-v2/pair_energy.json runs/gen4/tiny.pt runs/gen4/ultra-tiny.pt runs/gen4/original.pt
   [ -f reports/chno-v2/pair_energy_ultra_tiny.json ] || $PY -m training.pair_energy \

@@ -12,13 +12,10 @@ $PY -m training.cli generate --config training/configs/water_ice.yaml --quiet
 [ -f data/water-all/dataset.xyz ] || \
   $PY -m training.combine data/water-all data/water-sevennet data/water-ice
 GEN1=e6e51c4  # the commit whose water students start the fine-tuning
-mkdir -p runs/gen1
 source training/train_stage.sh
 finetune() {  # student size: fine-tuned on liquid + ice with a high energy weight
   local student=$1 size=$2
-  for ext in pt json; do
-    [ -f "runs/gen1/$student.$ext" ] || git show "$GEN1:ase_distill/students/$student.$ext" > "runs/gen1/$student.$ext"
-  done
+  students_at "$GEN1" runs/gen1 "$student"
   train_stage "runs/$student-e" --config training/configs/water_sevennet.yaml \
     --size "$size" --dataset data/water-all/dataset.xyz --epochs "${EPOCHS:-4}" --threads 1 \
     --set train.init_from="runs/gen1/$student.pt" --set train.energy_weight=1000 \

@@ -11,3 +11,15 @@ train_stage() {
   fi
   ${PY:-.venv/bin/python} -m training.cli train --output "$out" --quiet "$@" "${extra[@]}"
 }
+
+# students_at COMMIT DIR SIZE...: the shipped students of COMMIT as DIR/SIZE.{pt,json} (kept)
+students_at() {
+  local commit=$1 dir=$2 size ext
+  shift 2
+  mkdir -p "$dir"
+  for size in "$@"; do
+    for ext in pt json; do
+      [ -f "$dir/$size.$ext" ] || git show "$commit:ase_distill/students/$size.$ext" > "$dir/$size.$ext"
+    done
+  done
+}
