@@ -78,3 +78,31 @@ def test_the_cli_writes_rows_and_a_shippable_student(tmp_path):
     saved, card = load_checkpoint(tmp_path / "student-pairs")
     assert card["training"]["pair_energy"]["knots"] == KNOTS and "validation" in card["metrics"]
     T.run_all_checks(saved)
+
+
+def test_remeasure_keeps_the_weights_and_measures_the_new_held_out_set(tmp_path):
+    from ase.io import write
+
+    from ase_distill.checkpoint import load_checkpoint, save_checkpoint
+    from training.ship import remeasure
+
+    torch.set_num_threads(1)
+    student = _student()
+    frames = _label(_water_boxes(6, seed=7), student)
+    for k, f in enumerate(frames):  # the last two are the new held-out "molecule"
+        f.info.update(split="train" if k < 4 else "test_molecule", kind="md", param=300.0)
+        f.info["seed"] = f"box{k}"
+    write(tmp_path / "dataset.xyz", frames, format="extxyz")
+    card = {"training_data": {"dataset": "old.xyz"}, "metrics": {"old": {}}}
+    save_checkpoint(student, tmp_path / "student", card)
+    new = remeasure(tmp_path / "student.pt", tmp_path / "dataset.xyz", tmp_path / "again", "why")
+    saved, stored = load_checkpoint(tmp_path / "again")
+    assert stored["training"]["remeasured"] == {
+        "dataset": str(tmp_path / "dataset.xyz"),
+        "why": "why",
+    }
+    assert stored["training_data"] == {"dataset": "old.xyz"} and "old" not in stored["metrics"]
+    held = new["metrics"]["heldout_md_300_600K"]
+    assert held["n_structures"] == 2 and held["force_rmse"] < 1e-5  # labelled by the student
+    for a, b in zip(saved.state_dict().values(), student.state_dict().values()):
+        assert torch.equal(a, b)

@@ -3,6 +3,10 @@
 Copies the checkpoint into ``ase_distill/students/NAME.{pt,json}`` with the card's name and a
 plain statement of provenance (teacher, data, training) taken from the run itself; refuses a
 card without metrics, so untrained weights can never ship under a name.
+
+``python -m training.ship --remeasure CHECKPOINT DATASET OUT "why"`` writes ``OUT.{pt,json}``:
+the same weights with the card's metrics measured again on another dataset (its held-out
+molecules changed), ready to ship under the same name.
 """
 
 from __future__ import annotations
@@ -61,6 +65,21 @@ def ship(run_checkpoint: str | Path, name: str, note: str | None = None) -> Path
     return save_checkpoint(model, students_dir() / key, card)
 
 
+def remeasure(checkpoint: str | Path, dataset: str | Path, out: str | Path, why: str) -> dict:
+    """Save ``checkpoint`` at ``out`` with its card metrics measured on ``dataset``.
+
+    The weights are unchanged; the card's ``training_data`` keeps what the student was trained
+    on, and ``training.remeasured`` records the dataset and ``why``. Returns the new card.
+    """
+    from training.generate import read_dataset
+    from training.train import save_with_metrics, split_frames
+
+    model, card = load_checkpoint(checkpoint)
+    by_split, _ = split_frames(read_dataset(dataset), 0.0)
+    record = {"dataset": str(dataset), "why": why}
+    return save_with_metrics(model, card, out, by_split, "remeasured", record)
+
+
 def refresh_card(name: str) -> Path:
     """Re-save a shipped student in the current checkpoint format with a derived description.
 
@@ -75,9 +94,13 @@ def refresh_card(name: str) -> Path:
 
 
 def main() -> int:
-    """CLI: ``python -m training.ship RUN_CHECKPOINT NAME [NOTE]`` or ``--refresh NAME``."""
+    """CLI: ``RUN_CHECKPOINT NAME [NOTE]``, ``--refresh NAME`` or ``--remeasure C D OUT WHY``."""
     if len(sys.argv) == 3 and sys.argv[1] == "--refresh":
         print(f"refreshed {sys.argv[2]} -> {refresh_card(sys.argv[2])}")
+        return 0
+    if len(sys.argv) == 6 and sys.argv[1] == "--remeasure":
+        card = remeasure(*sys.argv[2:])
+        print(f"remeasured -> {sys.argv[4]}: {sorted(card['metrics'])}")
         return 0
     if len(sys.argv) not in (3, 4):
         print(__doc__)
