@@ -106,3 +106,17 @@ def test_remeasure_keeps_the_weights_and_measures_the_new_held_out_set(tmp_path)
     assert held["n_structures"] == 2 and held["force_rmse"] < 1e-5  # labelled by the student
     for a, b in zip(saved.state_dict().values(), student.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_cap_share_splits_the_force_error_at_the_cap(tmp_path):
+    from ase_distill.checkpoint import save_checkpoint
+    from training.cap_share import cap_share
+
+    torch.set_num_threads(1)
+    student = _student()
+    frames = _label(_water_boxes(3, seed=8), student)  # the student is exact on these
+    frames[0].arrays["REF_forces"] = frames[0].arrays["REF_forces"] + 100.0  # one far frame
+    save_checkpoint(student, tmp_path / "student", {})
+    row = cap_share(str(tmp_path / "student.pt"), frames, cap=30.0)
+    assert row["frames_above_cap"] == 1 and row["share_above_cap"] == pytest.approx(1.0)
+    assert row["force_rmse_below_cap"] < 1e-5 < row["force_rmse"]

@@ -143,6 +143,26 @@ def test_training_resume_is_bit_exact(emt_dataset, tmp_path):
         assert torch.equal(a["ema"][key], b["ema"][key]), key
 
 
+def test_the_last_ema_model_starts_a_stage_but_cannot_ship(emt_dataset, tmp_path):
+    from ase_distill.checkpoint import load_checkpoint
+    from training.ship import ship
+    from training.train import save_last_ema
+
+    out, _ = emt_dataset
+    train(_small_train(out / "dataset.xyz", tmp_path / "a", epochs=2), progress=False)
+    path = save_last_ema(tmp_path / "a")
+    model, card = load_checkpoint(path)
+    last = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, last["ema"][key]), key
+    assert card["training"]["picked"]["epoch"] == 2 and "metrics" not in card
+    with pytest.raises(ValueError, match="no evaluation metrics"):
+        ship(path, "ultra-tiny")
+    follow = _small_train(out / "dataset.xyz", tmp_path / "b", epochs=1)
+    follow.init_from = str(path)
+    assert train(follow, progress=False)["complete"]
+
+
 @pytest.mark.slow
 def test_training_killed_with_sigkill_resumes(emt_dataset, tmp_path):
     """A real kill -9 mid-run: last.pt stays readable and --resume finishes the run."""

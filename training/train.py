@@ -445,6 +445,29 @@ class EMA:
         return m
 
 
+def save_last_ema(run: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Save the EMA model of a run's last epoch (from ``RUN/last.pt``) as ``OUT.{pt,json}``.
+
+    ``best.pt`` is the epoch of least validation ``select_metric``; a stage whose validation
+    force RMSE is ruled by a few frames far above ``max_force`` (kept in validation, left out
+    of training) picks an early epoch. At the end of a cosine schedule the last EMA model is
+    the natural start for the next stage. The card holds no metrics (it cannot be shipped
+    before a stage evaluates it); ``training.picked`` says which epoch it is.
+    """
+    from ase_distill.checkpoint import load_checkpoint
+
+    run = Path(run)
+    best, card = load_checkpoint(run / "best")
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    model = StudentModel(best.config)
+    model.load_state_dict(state["ema"])
+    picked = {"epoch": int(state["epoch"]), "rule": "the last epoch's EMA model", "run": str(run)}
+    card = {k: v for k, v in card.items() if k != "metrics"}
+    card["training"] = {**card.get("training", {}), "picked": picked}
+    save_checkpoint(model, out or run / "last_ema", card)
+    return Path(out or run / "last_ema").with_suffix(".pt")
+
+
 def hardware(device: str) -> str:
     """Where training ran, for the model card (GPU name or CPU and thread count)."""
     if torch.device(device).type == "cuda":
