@@ -148,6 +148,14 @@ def test_combine_drops_a_seed_and_refuses_an_unknown_one(generated, tmp_path):
     kept = combine(tmp_path / "kept", [config.output], drop_seeds=(seed,))
     assert kept["frames"] == sum(f.info["seed"] != seed for f in frames)
     assert seed not in kept["molecules"] and kept["dropped_seeds"] == [seed]
+    # the counts by category come from the parts' libraries, without the dropped seed
+    same = combine(tmp_path / "same", [config.output])
+    assert same["by_library"] == summary["by_library"]
+
+    def molecules(s):
+        return sum(v["molecules"] for v in s["by_library"]["by_category"].values())
+
+    assert molecules(kept) == molecules(summary) - 1
     with pytest.raises(ValueError, match="no part holds"):
         combine(tmp_path / "bad", [config.output], drop_seeds=("not-a-seed",))
 

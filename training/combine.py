@@ -64,11 +64,28 @@ def combine(
             for p, s in zip(parts, summaries)
         },
     }
+    summary["by_library"] = _library_counts(summaries, frames)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "dataset.xyz", _frames_bytes(frames))
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _library_counts(summaries: list[dict[str, Any]], frames: list) -> dict[str, Any] | None:
+    """Molecules and frames by category, group and ring system over the parts' libraries.
+
+    ``None`` when no part was generated from a library (a part that is itself a combination
+    records its parts, not a library, and is not counted).
+    """
+    from training.generate import library_counts, read_library
+
+    entries = []
+    for s in summaries:
+        config = s.get("config") or {}
+        if config.get("library"):
+            entries += read_library(config["library"])[: config.get("library_size") or None]
+    return library_counts(entries, frames) if entries else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,11 @@ $PY -m training.heldout data/chno-v3/dataset.xyz reports/chno-v3/heldout.json "$
 # why the energy stages start from the last EMA model (README, third generation)
 $PY -m training.cap_share data/chno-v3/dataset.xyz runs/v6-tiny/best.pt runs/v6-tiny/last_ema.pt \
   | tee reports/chno-v3/cap_share.txt
+# Shipping (the notes are in the cards): python -m training.ship runs/v6-tiny-e/best.pt tiny NOTE,
+# the same for ultra-tiny; original keeps its weights with metrics on the ten held-out molecules:
+# python -m training.ship --remeasure runs/gen5/original.pt data/chno-v3/dataset.xyz
+# runs/v6-original/remeasured WHY, then python -m training.ship runs/v6-original/remeasured.pt
+# original NOTE; python -m training.ship --refresh NAME adds the counts by category.
 # MD of the shipped students on three held-out molecules (original: its weights are unchanged,
 # so only 2-aminopurine is new for it; its other reports are in reports/chno-v2)
 validate() {  # student structure...

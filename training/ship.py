@@ -11,6 +11,7 @@ molecules changed), ready to ship under the same name.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -84,11 +85,17 @@ def refresh_card(name: str) -> Path:
     """Re-save a shipped student in the current checkpoint format with a derived description.
 
     The weights are unchanged (same tensors, migrated keys); the card gains the format-2
-    integrity hash and a description built from the real parameter count.
+    integrity hash, a description built from the real parameter count and, where the training
+    dataset's ``summary.json`` is present, its counts by category, group and ring system.
     """
     key = canonical_name(name)
     model, card = load_checkpoint(students_dir() / key)
     card["description"] = describe(key, model.count_parameters())
+    data = card.get("training_data") or {}
+    summary = Path(str(data.get("dataset", ""))).parent / "summary.json"
+    if data.get("dataset") and summary.is_file():  # counts a dataset gained after training
+        counts = json.loads(summary.read_text()).get("by_library")
+        data["by_library"] = counts or data.get("by_library")
     card["targets"] = target_status(key, card.get("metrics") or {})
     return save_checkpoint(model, students_dir() / key, card)
 
