@@ -20,22 +20,20 @@ from ase_distill.registry import resolve_student
 
 def cap_share(student: str, frames: list[Atoms], cap: float) -> dict[str, Any]:
     """Force RMSE of ``frames``, of those under ``cap``, and the squared-error share above it."""
-    from training.generate import FORCES_KEY
-    from training.train import predict, prepare
+    from training.train import filter_frames, predict, prepare
 
     model, _ = resolve_student(student)  # a fresh copy: converting it changes nothing shared
     model = model.double()  # predict evaluates in float64, as the card metrics do
     samples = prepare(frames, model.config.cutoff, tuple(model.config.species))
     pred = predict(model, samples)
-    above = np.concatenate(
-        [np.full(len(f), np.abs(f.arrays[FORCES_KEY]).max() > cap) for f in frames]
-    )
+    kept = {id(f) for f in filter_frames(frames, cap)}  # training's own rule for the cap
+    above = np.concatenate([np.full(len(f), id(f) not in kept) for f in frames])
     squared = ((pred["forces"] - np.concatenate([s.forces for s in samples])) ** 2).sum(axis=1)
     return {
         "force_rmse": float(np.sqrt(squared.mean() / 3)),
         "force_rmse_below_cap": float(np.sqrt(squared[~above].mean() / 3)),
         "share_above_cap": float(squared[above].sum() / squared.sum()),
-        "frames_above_cap": int(sum(np.abs(f.arrays[FORCES_KEY]).max() > cap for f in frames)),
+        "frames_above_cap": len(frames) - len(kept),
         "frames": len(frames),
     }
 

@@ -454,7 +454,7 @@ def save_last_ema(run: str | os.PathLike, out: str | os.PathLike | None = None) 
     the natural start for the next stage. The card holds no metrics (it cannot be shipped
     before a stage evaluates it); ``training.picked`` says which epoch it is.
     """
-    from ase_distill.checkpoint import load_checkpoint
+    from ase_distill.checkpoint import checkpoint_paths, load_checkpoint
 
     run = Path(run)
     best, card = load_checkpoint(run / "best")
@@ -464,8 +464,9 @@ def save_last_ema(run: str | os.PathLike, out: str | os.PathLike | None = None) 
     picked = {"epoch": int(state["epoch"]), "rule": "the last epoch's EMA model", "run": str(run)}
     card = {k: v for k, v in card.items() if k != "metrics"}
     card["training"] = {**card.get("training", {}), "picked": picked}
-    save_checkpoint(model, out or run / "last_ema", card)
-    return Path(out or run / "last_ema").with_suffix(".pt")
+    weights, _ = checkpoint_paths(out or run / "last_ema")
+    save_checkpoint(model, weights, card)
+    return weights
 
 
 def hardware(device: str) -> str:
