@@ -540,6 +540,32 @@ def test_molecular_force_loss_is_the_error_of_each_molecules_net_force():
     assert "molecule" not in plain  # without molecules the term is never computed
 
 
+def test_relative_force_loss_weighs_each_atoms_error_by_its_teacher_force():
+    """The extra term is the mean over force components of |dF|^2 / (|F|^2 + floor^2), so a
+    small force's error counts as much as a large force's error of the same angle."""
+    from ase.build import molecule
+
+    from ase_distill.model import StudentModel, size_config
+    from training.train import collate, loss_fn, prepare
+
+    water = molecule("H2O")
+    water.info["REF_energy"] = -10.0
+    water.arrays[FORCES_KEY] = np.array([[0.0, 0.0, 3.0], [0.05, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    model = StudentModel(size_config("ultra-tiny", species=(1, 8), cutoff=4.0)).double()
+    graph, targets = collate(prepare([water], 4.0, (1, 8)), torch.float64)
+
+    def loss(weight, floor=0.5):
+        config = TrainConfig(relative_force_weight=weight, relative_force_floor=floor)
+        return float(loss_fn(model, graph, targets, config, False)[0].detach())
+
+    _, out = loss_fn(model, graph, targets, TrainConfig(), False)
+    err = (out["forces"] - targets["forces"]).detach().numpy()
+    ref = water.arrays[FORCES_KEY]
+    for floor in (0.5, 0.1):
+        expected = np.sum(np.sum(err**2, 1) / (np.sum(ref**2, 1) + floor**2)) / 9
+        assert loss(3.0, floor) - loss(0.0) == pytest.approx(3.0 * expected, rel=1e-9)
+
+
 def test_init_from_a_shallower_student_grows_it(emt_dataset, tmp_path):
     out, _ = emt_dataset
     base = dict(

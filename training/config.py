@@ -235,6 +235,11 @@ class TrainConfig(Checked):
     # weight of the net force on each molecule (the intermolecular force that sets a molecular
     # liquid's structure, a small part of each atom's force); 0: not computed
     molecular_force_weight: float = option(0.0, NON_NEGATIVE)
+    # weight of each atom's squared force error relative to its teacher force,
+    # |dF|^2 / (|F|^2 + relative_force_floor^2): the direction of small forces (the mean angle
+    # error), which the plain squared error leaves to the large ones; 0: not computed
+    relative_force_weight: float = option(0.0, NON_NEGATIVE)
+    relative_force_floor: float = option(0.5, POSITIVE)  # eV/A: caps a near-zero force's weight
     # weight of the squared ensemble energy gap per box (training/ensemble_gap.py): how the
     # student ranks the teacher's NVT frames against its own; 0: not computed
     ensemble_gap_weight: float = option(0.0, NON_NEGATIVE)
@@ -274,7 +279,9 @@ class TrainConfig(Checked):
     # pick the best epoch on at most this many validation frames (a fixed random subset; 0: all)
     max_validation_frames: int = option(0, NON_NEGATIVE)
     # the validation metric that picks the best epoch (energy: for an energy-weighted stage)
-    select_metric: str = option("force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom"))
+    select_metric: str = option(
+        "force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom", "force_angle_deg")
+    )
     # also keep every epoch's EMA model as OUTPUT/epoch_NNN.pt (best.pt is still chosen by
     # select_metric): for stages whose real test is MD, not the validation frames
     keep_epochs: bool = False

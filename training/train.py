@@ -249,6 +249,9 @@ def loss_fn(
 ):
     """Weighted squared errors of energy per atom, forces, (masked) stress and molecular forces.
 
+    With ``config.relative_force_weight`` > 0, each atom's force error relative to its teacher
+    force is added (:func:`_relative_force_term`): a mean-angle term.
+
     The molecular term is the error of the net force on each molecule (the sum of its atoms'
     force errors), when ``config.molecular_force_weight`` > 0 and the batch has molecules.
 
@@ -271,6 +274,10 @@ def loss_fn(
     loss = config.energy_weight * torch.sum(e_err**2) / norm.structures
     f_err = out["forces"] - targets["forces"]
     loss = loss + config.forces_weight * torch.sum(f_err**2) / norm.force_components
+    if config.relative_force_weight > 0:
+        loss = loss + config.relative_force_weight * _relative_force_term(
+            f_err, targets["forces"], config.relative_force_floor, norm
+        )
     if stress:
         m = targets["stress_mask"]
         s_err = out["stress"][m] - targets["stress"][m]
@@ -281,6 +288,16 @@ def loss_fn(
         net = torch.zeros_like(f_err).index_add(0, targets["molecule"], f_err)
         loss = loss + config.molecular_force_weight * torch.sum(net**2) / norm.molecule_components
     return loss, out
+
+
+def _relative_force_term(f_err, ref_forces, floor: float, norm: Normalizers) -> torch.Tensor:
+    """Sum over atoms of ``|dF|^2 / (|F_ref|^2 + floor^2)``, per force component.
+
+    For forces well above ``floor`` this is the squared sine of the angle error plus the
+    squared relative magnitude error, so small forces count as much as large ones.
+    """
+    scale = torch.sum(ref_forces**2, dim=1) + floor**2
+    return torch.sum(torch.sum(f_err**2, dim=1) / scale) / norm.force_components
 
 
 def predict(
@@ -878,6 +895,7 @@ class Trainer:
             "train_loss": train_loss,
             "val_force_rmse": val["force_rmse"],
             "val_force_r2": val["force_r2"],
+            "val_force_angle_deg": val["force_angle_deg"],
             "val_energy_mae_mev_per_atom": val["energy_mae_mev_per_atom"],
             "seconds": round(self.seconds, 1),
             **self._gap_row(),
@@ -894,6 +912,7 @@ class Trainer:
         return (
             f"epoch {row['epoch']}: loss {row['train_loss']:.4g}  val F-RMSE "
             f"{row['val_force_rmse']:.4f} eV/A  R2 {row['val_force_r2']:.4f}  "
+            f"angle {row['val_force_angle_deg']:.2f} deg  "
             f"E-MAE {row['val_energy_mae_mev_per_atom']:.2f} meV/atom"
             + (
                 f"  ensemble gap {row['train_ensemble_gap_mev_per_atom']:+.2f} meV/atom"
