@@ -89,9 +89,10 @@ def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     ax.set_ylim(0.9, 1.0)
     ax.set_ylabel("force R2 vs teacher")
     ax.set_title("held-out molecules, teacher MD 300-600 K")
-    ax.legend(fontsize=8)
+    # beside the axes: inside, it hides the last molecules' bars
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
