@@ -75,8 +75,9 @@ $PY -m training.cap_share data/chno-v3/dataset.xyz runs/v6-tiny/best.pt runs/v6-
 # python -m training.ship --remeasure runs/gen5/original.pt data/chno-v3/dataset.xyz
 # runs/v6-original/remeasured WHY, then python -m training.ship runs/v6-original/remeasured.pt
 # original NOTE; python -m training.ship --refresh NAME adds the counts by category.
-# MD of the shipped students on three held-out molecules (original: its weights are unchanged,
-# so only 2-aminopurine is new for it; its other reports are in reports/chno-v2)
+# MD of the shipped students on three held-out molecules (original: shipped from
+# runs/v6cpu-original-e/best.pt; its reports were made with --overwrite added, which replaced
+# the earlier original's 2-aminopurine report)
 validate() {  # student structure...
   local student=$1
   shift
@@ -88,5 +89,5 @@ validate() {  # student structure...
 if [ -n "${VALIDATE:-}" ]; then
   validate tiny hypoxanthine ace_tyr_nme 2_aminopurine
   validate ultra-tiny hypoxanthine ace_tyr_nme 2_aminopurine
-  validate original 2_aminopurine
+  validate original hypoxanthine ace_tyr_nme 2_aminopurine
 fi
