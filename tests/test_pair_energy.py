@@ -120,3 +120,25 @@ def test_cap_share_splits_the_force_error_at_the_cap(tmp_path):
     row = cap_share(str(tmp_path / "student.pt"), frames, cap=30.0)
     assert row["frames_above_cap"] == 1 and row["share_above_cap"] == pytest.approx(1.0)
     assert row["force_rmse_below_cap"] < 1e-5 < row["force_rmse"]
+
+
+def test_angle_by_force_parts_add_up_to_the_mean(tmp_path):
+    from ase_distill.checkpoint import save_checkpoint
+    from ase_distill.metrics import force_angle_errors
+    from training.angle_by_force import angle_by_force
+
+    torch.set_num_threads(1)
+    student = _student()
+    frames = _label(_water_boxes(2, seed=9), student)
+    rng = np.random.default_rng(0)
+    for f in frames:  # teacher forces the student does not reproduce: angles are not zero
+        f.arrays["REF_forces"] = f.arrays["REF_forces"] + rng.normal(0, 0.3, (len(f), 3))
+    save_checkpoint(student, tmp_path / "student", {})
+    row = angle_by_force(str(tmp_path / "student.pt"), frames, (0.1, 0.5))
+    parts = sum(b["contribution_deg"] for b in row["bands"])
+    assert row["force_angle_deg"] > 1.0 and parts == pytest.approx(row["force_angle_deg"])
+    assert sum(b["share"] for b in row["bands"]) == pytest.approx(1.0)
+    ref = np.concatenate([f.arrays["REF_forces"] for f in frames])  # before _label overwrites
+    pred = np.concatenate([f.arrays["REF_forces"] for f in _label(frames, student)])
+    expected = force_angle_errors(pred, ref).mean()
+    assert row["force_angle_deg"] == pytest.approx(expected, rel=1e-4)  # float64 vs the default

@@ -17,14 +17,10 @@ ANGLE=(--set train.relative_force_weight=10 --set train.relative_force_floor=0.5
 source training/train_stage.sh
 students_at "$SHIPPED" runs/gen6 tiny
 # data/chno-v3: training/make_students_v3.sh (or unpack datasets/chno-v2 and chno-v3-x first)
-tiny_stage() {  # OUT lr minutes [--set ...]: batches of 32 of data/chno-v3, one thread
+tiny_stage() {  # OUT lr minutes [--set ...]: one thread
   local out=$1 lr=$2 minutes=$3
   shift 3
-  train_stage "$out" --config training/configs/chno_v2.yaml --size tiny \
-    --dataset data/chno-v3/dataset.xyz --epochs 1000 --threads 1 \
-    --set train.max_steps_per_epoch=300 --set train.batch_size=32 \
-    --set train.max_validation_frames=600 --set train.lr="$lr" \
-    --set train.time_budget_minutes="$minutes" "$@" >> "$out.log" 2>&1
+  chno_v3_stage "$out" tiny "$lr" "$minutes" 1 "$@"
 }
 variant() {  # NAME [--set ...]: the angle stage, then the energy stage
   local name=$1
