@@ -24,10 +24,11 @@
 # tiny pick (tiny-a-e, 5.02 deg, 3.18 meV/atom) loses the energy goal: tiny unchanged.
 # On the device: python3 with torch; ase and vesin travel as wheels in .gpu/whl, the dataset as
 # .gpu/chno-v3.xyz.xz (+ summary) and the start checkpoints in .gpu/init (prepare_gpu below, here).
-# Results: $OUT/runs-v9.tar (tar -xf into the repository root gives runs/v9-*), by DEADLINE_S.
-# It holds last.pt too (resumable) and may pass the 16 MiB a returned file may have: in the same
-# warm machine, `tar -cf - --exclude=last.pt runs/v9-* | split -b 15M -d - $OUT/runs-v9.tar.part`
-# (what this round did). Then `training/make_students_v9_gpu.sh report` here.
+# Results by DEADLINE_S: $OUT/runs-v9.tar.partNN, parts of 15 MiB (a returned file may have 16);
+# here `cat /work/.device/N/runs-v9.tar.part* | tar -xf -` gives runs/v9-*, then
+# `training/make_students_v9_gpu.sh report`. last.pt stays on the device: a rerun in the same warm
+# machine resumes unfinished stages. (This round's call wrote one tar, too big to come back; the
+# parts came from a second call in the still-warm machine.)
 # A dry run on this machine: DEVICE=cpu MINUTES=0.1 ENERGY_MINUTES=0.1 DRY_SETS="--set
 # train.max_steps_per_epoch=3 --set train.max_validation_frames=20" PY=.venv/bin/python.
 set -u
@@ -105,7 +106,7 @@ gpu_stages original-b original last_ema.pt "${low[@]}" --set train.energy_weight
 # the call ends at ten minutes: whatever exists at DEADLINE_S comes back (last.pt resumes it)
 while [ -n "$(jobs -r)" ] && [ $((SECONDS - t0)) -lt "${DEADLINE_S:-540}" ]; do sleep 5; done
 echo "stopped waiting at $((SECONDS - t0)) s; still running: $(jobs -r | wc -l)"
-tar -cf "$OUT/runs-v9.tar" runs/v9-*
+tar -cf - --exclude=last.pt runs/v9-* | split -b 15M -d - "$OUT/runs-v9.tar.part"
 tail -n 2 runs/v9-*.log
 pkill -f "training.cli train" 2>/dev/null  # stages still running when the call must end
 exit 0
