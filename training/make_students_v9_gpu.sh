@@ -23,7 +23,9 @@
 # (held out RMSE 0.0820 -> 0.0757 eV/A, R2 0.9923 -> 0.9934, energy 2.47 -> 2.51 meV/atom); the
 # tiny pick (tiny-a-e, 5.02 deg, 3.18 meV/atom) loses the energy goal: tiny unchanged.
 # On the device: python3 with torch; ase and vesin travel as wheels in .gpu/whl, the dataset as
-# .gpu/chno-v3.xyz.xz (+ summary) and the start checkpoints in .gpu/init (prepare_gpu below, here).
+# .gpu/chno-v3.xyz.xz (+ summary) and the start checkpoints in .gpu/init: run
+# `training/make_students_v9_gpu.sh prepare` here first, and `benchmarks/device_stash.sh stash`
+# with KEEP='^$' (the tree must stay under 64 MiB; restore after the call).
 # Results by DEADLINE_S: $OUT/runs-v9.tar.partNN, parts of 15 MiB (a returned file may have 16);
 # here `cat /work/.device/N/runs-v9.tar.part* | tar -xf -` gives runs/v9-*, then
 # `training/make_students_v9_gpu.sh report`. last.pt stays on the device: a rerun in the same warm
