@@ -436,6 +436,37 @@ def test_init_from_with_refit_records_the_shift(emt_dataset, tmp_path):
     assert card["training"]["init_from"].endswith("best.pt")
 
 
+def test_card_lists_every_training_stage(emt_dataset, tmp_path):
+    """A fine-tune's card credits the stage it started from too, not its own minutes alone."""
+    from training.train import save_last_ema
+
+    base = _short_run(emt_dataset[0], tmp_path / "a")
+    save_last_ema(tmp_path / "a")  # a stage may start from the last EMA model (its own card)
+    config = TrainConfig(output=str(tmp_path / "b"), init_from=str(tmp_path / "a" / "last_ema.pt"),
+                         **base)  # fmt: skip
+    train(config, progress=False)
+    training = DistilledCalculator.from_checkpoint(tmp_path / "b" / "best").card["training"]
+    stages = training["stages"]
+    assert [s["run"] for s in stages] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert stages[0]["init_from"] is None and stages[1]["init_from"].endswith("last_ema.pt")
+    assert stages[1]["steps"] == 2 and stages[1]["batch_size"] == base["batch_size"]
+    assert training["stages_seconds"] == pytest.approx(sum(s["seconds"] for s in stages), abs=0.1)
+
+
+def test_stages_mark_a_missing_card_and_stop_at_a_loop(tmp_path):
+    from training.lineage import training_stages
+
+    def card(run, init_from):
+        return {"training": {"config": {"output": run}, "init_from": init_from, "seconds": 1.0}}
+
+    (tmp_path / "a.json").write_text(json.dumps(card("a", str(tmp_path / "gone.pt"))))
+    stages = training_stages(card("b", str(tmp_path / "a.pt")))
+    assert stages[0] == {"init_from": str(tmp_path / "gone.pt"), "card": "not found"}
+    assert [s.get("run") for s in stages[1:]] == ["a", "b"]
+    (tmp_path / "a.json").write_text(json.dumps(card("a", str(tmp_path / "a.pt"))))
+    assert [s["run"] for s in training_stages(card("b", str(tmp_path / "a.pt")))] == ["a", "b"]
+
+
 def test_init_from_a_student_with_a_pair_table_keeps_the_table(emt_dataset, tmp_path):
     from dataclasses import replace
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from ase_distill.checkpoint import load_checkpoint, save_checkpoint
 from ase_distill.family import describe, higher_is_better, member
 from ase_distill.registry import canonical_name, students_dir
+from training.lineage import total_seconds, training_stages
 
 
 def target_status(name: str, metrics: dict) -> dict:
@@ -30,6 +31,17 @@ def target_status(name: str, metrics: dict) -> dict:
         met = value is not None and (value >= target if higher_is_better(key) else value <= target)
         out[key] = {"target": target, "measured": value, "met": bool(met)}
     return out
+
+
+def add_stages(card: dict) -> None:
+    """Give ``card`` its training stages and their summed time, in place.
+
+    Cards written before stages were recorded gain them here, as far back as the earlier
+    stages' cards still exist.
+    """
+    training = card.setdefault("training", {})
+    training["stages"] = training_stages(card)
+    training["stages_seconds"] = total_seconds(training["stages"])
 
 
 def ship(run_checkpoint: str | Path, name: str, note: str | None = None) -> Path:
@@ -61,6 +73,7 @@ def ship(run_checkpoint: str | Path, name: str, note: str | None = None) -> Path
     if not str(teacher.get("name", "")).startswith("orb"):
         card["provenance"] += " The teacher is not Orb (no Orb weights were used)."
     card["targets"] = target_status(key, metrics)
+    add_stages(card)
     if note:
         card.setdefault("training", {})["note"] = note
     return save_checkpoint(model, students_dir() / key, card)
@@ -85,8 +98,10 @@ def refresh_card(name: str) -> Path:
     """Re-save a shipped student in the current checkpoint format with a derived description.
 
     The weights are unchanged (same tensors, migrated keys); the card gains the format-2
-    integrity hash, a description built from the real parameter count and, where the training
-    dataset's ``summary.json`` is present, its counts by category, group and ring system.
+    integrity hash, a description built from the real parameter count, the training stages that
+    made it (:func:`training.lineage.training_stages`, as far back as their cards reach) and,
+    where the training dataset's ``summary.json`` is present, its counts by category, group and
+    ring system.
     """
     key = canonical_name(name)
     model, card = load_checkpoint(students_dir() / key)
@@ -97,6 +112,7 @@ def refresh_card(name: str) -> Path:
         counts = json.loads(summary.read_text()).get("by_library")
         data["by_library"] = counts or data.get("by_library")
     card["targets"] = target_status(key, card.get("metrics") or {})
+    add_stages(card)
     return save_checkpoint(model, students_dir() / key, card)
 
 

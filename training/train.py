@@ -41,6 +41,7 @@ from training.config import ConfigError, TrainConfig, to_dict
 from training.ensemble_gap import GapGroup, ensemble_gap_loss, gap_groups
 from training.generate import ENERGY_KEY, FORCES_KEY, STRESS_KEY, read_dataset
 from training.heldout import HELDOUT_SPLIT, heldout_md
+from training.lineage import total_seconds, training_stages
 from training.structure_matching import StructureTerm
 
 #: Config keys that may change on ``--resume`` (they do not change what was trained so far).
@@ -947,6 +948,19 @@ class Trainer:
         data_summary = {}
         if (dataset_dir / "summary.json").is_file():
             data_summary = json.loads((dataset_dir / "summary.json").read_text())
+        training = {
+            "config": to_dict(self.config),
+            "epochs_run": len(self.history),
+            "stopped_early": stopped_early,
+            "seconds": round(self.seconds, 1),
+            "hardware": hardware(self.config.device),
+            "processes": self.world,
+            "init_from": self.config.init_from or None,
+            "reference_shift_ev": _read_json(self.out / "reference_shift.json"),
+        }
+        # this stage and the ones before it, as far back as their cards reach
+        training["stages"] = training_stages({"training": training})
+        training["stages_seconds"] = total_seconds(training["stages"])
         return {
             "teacher": data_summary.get("teacher", {"name": "unknown"}),
             "training_data": {
@@ -960,16 +974,7 @@ class Trainer:
                 # molecules and frames by category, functional group and ring system
                 "by_library": data_summary.get("by_library"),
             },
-            "training": {
-                "config": to_dict(self.config),
-                "epochs_run": len(self.history),
-                "stopped_early": stopped_early,
-                "seconds": round(self.seconds, 1),
-                "hardware": hardware(self.config.device),
-                "processes": self.world,
-                "init_from": self.config.init_from or None,
-                "reference_shift_ev": _read_json(self.out / "reference_shift.json"),
-            },
+            "training": training,
             "metrics": metrics,
         }
 
