@@ -467,6 +467,23 @@ def test_stages_mark_a_missing_card_and_stop_at_a_loop(tmp_path):
     assert [s["run"] for s in training_stages(card("b", str(tmp_path / "a.pt")))] == ["a", "b"]
 
 
+def test_ablation_table_keeps_the_rows_in_order_and_names_a_missing_student():
+    from training.ship import ablation_table
+
+    numbers = {"energy_mae_mev_per_atom": 2.51234, "force_r2": 0.99341, "n_atoms": 7}
+    report = {"split": "heldout", "frames": 3, "summary": {"a.pt": numbers, "b.pt": numbers}}
+    table = ablation_table(report, ["b.pt=energy stage", "a.pt=start"])
+    assert [r["step"] for r in table["rows"]] == ["energy stage", "start"]
+    assert table["rows"][0] == {
+        "step": "energy stage", "checkpoint": "b.pt",
+        "energy_mae_mev_per_atom": 2.5123, "force_r2": 0.9934,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="a.pt, b.pt"):
+        ablation_table(report, ["c.pt=missing"])
+    with pytest.raises(ValueError, match="CHECKPOINT=LABEL"):
+        ablation_table(report, ["a.pt"])
+
+
 def test_init_from_a_student_with_a_pair_table_keeps_the_table(emt_dataset, tmp_path):
     from dataclasses import replace
 

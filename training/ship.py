@@ -7,6 +7,10 @@ card without metrics, so untrained weights can never ship under a name.
 ``python -m training.ship --remeasure CHECKPOINT DATASET OUT "why"`` writes ``OUT.{pt,json}``:
 the same weights with the card's metrics measured again on another dataset (its held-out
 molecules changed), ready to ship under the same name.
+
+``python -m training.ship --ablation NAME REPORT CHECKPOINT=LABEL ...`` puts on a shipped card
+the held-out numbers of the steps that made it (or were tried), read from a report of
+``python -m training.heldout``: each card carries its own energy ablation.
 """
 
 from __future__ import annotations
@@ -116,10 +120,58 @@ def refresh_card(name: str) -> Path:
     return save_checkpoint(model, students_dir() / key, card)
 
 
+#: The held-out numbers an ablation row keeps (``python -m training.heldout`` summary keys).
+ABLATION_KEYS = (
+    "energy_mae_mev_per_atom",
+    "energy_mae_offset_removed_mev_per_atom",
+    "force_r2",
+    "force_rmse",
+    "force_angle_deg",
+)
+
+
+def ablation_table(report: dict, rows: list[str]) -> dict:
+    """A card's ablation table from a held-out report: one row per ``CHECKPOINT=LABEL``.
+
+    Raises:
+        ValueError: a row is not ``CHECKPOINT=LABEL`` or names a student the report lacks.
+    """
+    table = []
+    for row in rows:
+        checkpoint, sep, label = row.partition("=")
+        if not sep or checkpoint not in report["summary"]:
+            raise ValueError(
+                f"{row!r}: expected CHECKPOINT=LABEL, CHECKPOINT one of the report's students "
+                f"({', '.join(report['summary'])})."
+            )
+        measured = report["summary"][checkpoint]
+        values = {k: round(measured[k], 4) for k in ABLATION_KEYS if k in measured}
+        table.append({"step": label, "checkpoint": checkpoint, **values})
+    return {"evaluated_on": report["split"], "frames": report["frames"], "rows": table}
+
+
+def add_ablation(name: str, report: str | Path, rows: list[str]) -> Path:
+    """Put :func:`ablation_table` of ``report`` on a shipped card; returns the card path.
+
+    A table from the same report is replaced, so that rerunning the command changes nothing.
+    """
+    key = canonical_name(name)
+    model, card = load_checkpoint(students_dir() / key)
+    table = {"report": str(report), **ablation_table(json.loads(Path(report).read_text()), rows)}
+    card["ablation"] = [a for a in card.get("ablation", []) if a["report"] != str(report)]
+    card["ablation"].append(table)
+    return save_checkpoint(model, students_dir() / key, card)
+
+
 def main() -> int:
-    """CLI: ``RUN_CHECKPOINT NAME [NOTE]``, ``--refresh NAME`` or ``--remeasure C D OUT WHY``."""
+    """Command line: ship, ``--refresh``, ``--remeasure`` or ``--ablation`` (module docstring)."""
     if len(sys.argv) == 3 and sys.argv[1] == "--refresh":
         print(f"refreshed {sys.argv[2]} -> {refresh_card(sys.argv[2])}")
+        return 0
+    if len(sys.argv) >= 5 and sys.argv[1] == "--ablation":
+        print(
+            f"ablation of {sys.argv[2]} -> {add_ablation(sys.argv[2], sys.argv[3], sys.argv[4:])}"
+        )
         return 0
     if len(sys.argv) == 6 and sys.argv[1] == "--remeasure":
         card = remeasure(*sys.argv[2:])

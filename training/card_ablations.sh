@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Each shipped CHNO student's card gets the held-out numbers of the stages that made it and of
+# the candidates tried beside them (issue 11: the energy ablation on the card), read from the
+# committed held-out reports (python -m training.heldout; reports/chno-v3/heldout*.json).
+# Rerunning it replaces the same tables; run it again after a student is shipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ship() { ${PY:-.venv/bin/python} -m training.ship "$@"; }
+v3=reports/chno-v3/heldout.json
+ship --ablation tiny "$v3" \
+  "runs/gen5/tiny.pt=second generation (start)" \
+  "runs/v6-tiny/best.pt=+ 55 min CPU (energy weight 200), best validation force RMSE epoch" \
+  "runs/v6-tiny/last_ema.pt=+ 55 min CPU (energy weight 200), last EMA model" \
+  "runs/v6-tiny-e/best.pt=+ energy stage (weight 1000) from the last EMA model: shipped"
+ship --ablation tiny reports/chno-v3/heldout_v9.json \
+  "runs/gen7/tiny.pt=shipped" \
+  "runs/v9-tiny-a/best.pt=not shipped: + v7, v8 and v9 stages (relative force term)" \
+  "runs/v9-tiny-a-e/best.pt=not shipped: the same + energy stage" \
+  "runs/v9-tiny-b/best.pt=not shipped: v9 stage with energy weight 1000" \
+  "runs/v9-tiny-b-e/best.pt=not shipped: the same + energy stage"
+ship --ablation ultra-tiny "$v3" \
+  "runs/gen5/ultra-tiny.pt=second generation (start)" \
+  "runs/v6-ultra-tiny/best.pt=+ 55 min CPU (energy weight 200), best validation force RMSE epoch" \
+  "runs/v6-ultra-tiny/last_ema.pt=+ 55 min CPU (energy weight 200), last EMA model" \
+  "runs/v6-ultra-tiny-e/best.pt=+ energy stage (weight 1000) from the last EMA model: shipped"
+ship --ablation original "$v3" \
+  "runs/gen5/original.pt=second generation (start)" \
+  "runs/v6cpu-original/last_ema.pt=+ 35 min on 2 CPU threads (energy weight 200), last EMA" \
+  "runs/v6cpu-original-e/best.pt=+ energy stage (weight 1000): shipped at 94d09ed"
+ship --ablation original reports/chno-v3/heldout_v8.json \
+  "runs/gen7/original.pt=shipped at 94d09ed" \
+  "runs/v8-original-e/best.pt=+ 105 min CPU (relative force term) + energy stage"
+ship --ablation original reports/chno-v3/heldout_v9.json \
+  "runs/gen7/original.pt=shipped at 94d09ed" \
+  "runs/v9-original-a/best.pt=v8 + 5.2 min H200 (energy weight 200)" \
+  "runs/v9-original-a-e/best.pt=+ energy stage (weight 1000): shipped" \
+  "runs/v9-original-b-e/best.pt=not shipped: v8 + H200 with floor 0.25, energy weight 500, + energy stage"
