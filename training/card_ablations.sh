@@ -33,5 +33,9 @@ ship --ablation original reports/chno-v3/heldout_v8.json \
 ship --ablation original reports/chno-v3/heldout_v9.json \
   "runs/gen7/original.pt=shipped at 94d09ed" \
   "runs/v9-original-a/best.pt=v8 + 5.2 min H200 (energy weight 200)" \
-  "runs/v9-original-a-e/best.pt=+ energy stage (weight 1000): shipped" \
+  "runs/v9-original-a-e/best.pt=+ energy stage (weight 1000): shipped at dfc06e1" \
   "runs/v9-original-b-e/best.pt=not shipped: v8 + H200 with floor 0.25, energy weight 500, + energy stage"
+ship --ablation original reports/chno-v3/heldout_v10.json \
+  "runs/gen9/original.pt=shipped at dfc06e1" \
+  "runs/v10-original/last_ema.pt=+ 50 min on 2 CPU threads (energy weight 200), last EMA" \
+  "runs/v10-original-e/best.pt=+ energy stage (weight 1000): shipped"

@@ -39,15 +39,9 @@ tiny() {
     --set train.select_metric=energy_mae_mev_per_atom
 }
 original() {
-  local run=runs/v8-original rel=(--set train.relative_force_weight=10
-    --set train.relative_force_floor=0.5)
-  chno_v3_stage "$run" original 0.0001 "${ORIGINAL_MINUTES:-105}" 1 "${rel[@]}" \
-    --set train.init_from=runs/gen7/original.pt --set train.energy_weight=200
-  # the energy stage starts from the last EMA model, as in make_students_v3.sh
-  [ -f "$run/last_ema.pt" ] || $PY -c "from training.train import save_last_ema; save_last_ema('$run')"
-  chno_v3_stage "$run-e" original 0.00005 "${ORIGINAL_ENERGY_MINUTES:-12}" 1 "${rel[@]}" \
-    --set train.init_from="$run/last_ema.pt" --set train.energy_weight=1000 \
-    --set train.select_metric=energy_mae_mev_per_atom
+  chno_v3_then_energy runs/v8-original original 0.0001 "${ORIGINAL_MINUTES:-105}" \
+    "${ORIGINAL_ENERGY_MINUTES:-12}" 1 runs/gen7/original.pt 200 \
+    --set train.relative_force_weight=10 --set train.relative_force_floor=0.5
 }
 tiny &
 original &

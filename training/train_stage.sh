@@ -35,3 +35,20 @@ chno_v3_stage() {
     --set train.max_validation_frames=600 --set train.lr="$lr" \
     --set train.time_budget_minutes="$minutes" "$@" >> "$out.log" 2>&1
 }
+
+# chno_v3_then_energy OUT SIZE LR MINUTES ENERGY_MINUTES THREADS INIT ENERGY_WEIGHT [--set ...]:
+# a chno_v3_stage from INIT, then the energy stage OUT-e from its last EMA model (weight 1000,
+# lr 5e-5, best epoch by validation energy); the --set arguments go to both stages. The energy
+# stage starts from the last EMA model because best.pt, picked by validation force RMSE, is
+# ruled by a few frames far above max_force (make_students_v3.sh).
+chno_v3_then_energy() {
+  local out=$1 size=$2 lr=$3 minutes=$4 energy_minutes=$5 threads=$6 init=$7 weight=$8
+  shift 8
+  chno_v3_stage "$out" "$size" "$lr" "$minutes" "$threads" "$@" \
+    --set train.init_from="$init" --set train.energy_weight="$weight"
+  [ -f "$out/last_ema.pt" ] || \
+    ${PY:-.venv/bin/python} -c "from training.train import save_last_ema; save_last_ema('$out')"
+  chno_v3_stage "$out-e" "$size" 0.00005 "$energy_minutes" "$threads" "$@" \
+    --set train.init_from="$out/last_ema.pt" --set train.energy_weight=1000 \
+    --set train.select_metric=energy_mae_mev_per_atom
+}
