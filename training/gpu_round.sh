@@ -59,13 +59,15 @@ gpu_stages() {
 }
 
 # gpu_collect DEADLINE_S: wait for the stages until DEADLINE_S after gpu_setup, then put
-# runs/ROUND-* (without last.pt) in $OUT as tar parts of 15 MiB (a returned file may have 16);
+# runs/ROUND-* (without last.pt unless KEEP_LAST is set) in $OUT as tar parts of 15 MiB (a returned file may have 16);
 # here `cat /work/.device/N/runs-ROUND.tar.part* | tar -xf -`. A stage the deadline cuts resumes
 # from its last.pt in a second call to the still-warm machine.
 gpu_collect() {
   while [ -n "$(jobs -r)" ] && [ $((SECONDS - t0)) -lt "$1" ]; do sleep 5; done
   echo "stopped waiting at $((SECONDS - t0)) s; still running: $(jobs -r | wc -l)"
-  tar -cf - --exclude=last.pt runs/"$ROUND"-* | split -b 15M -d - "$OUT/runs-$ROUND.tar.part"
+  local exclude=(--exclude=last.pt)
+  [ -n "${KEEP_LAST:-}" ] && exclude=()
+  tar -cf - "${exclude[@]}" runs/"$ROUND"-* | split -b 15M -d - "$OUT/runs-$ROUND.tar.part"
   tail -n 2 runs/"$ROUND"-*.log
   pkill -f "training.cli train" 2>/dev/null  # stages still running when the call must end
   return 0

@@ -33,7 +33,7 @@ source training/train_stage.sh
 source training/gpu_round.sh
 
 if [ "${1:-}" = prepare ]; then
-  gpu_prepare runs/v9-tiny-a-e/best.pt ase_distill/students/original.pt
+  gpu_prepare runs/v9-tiny-a-e/best.pt runs/v10-original-e/best.pt  # v10: shipped at b66de53
   exit 0
 fi
 if [ "${1:-}" = report ]; then  # here, after the call: the picks and the held-out report
