@@ -423,6 +423,22 @@ def test_card_descriptions_state_the_real_parameter_count():
         assert card["parameters"] == model.count_parameters()
 
 
+def test_the_ratio_target_divides_by_the_shipped_students_metric():
+    """Issue 11's "size must pay": original's held-out force RMSE over the shipped tiny's."""
+    from ase_distill.registry import load_student
+    from training.ship import target_status
+
+    split = "heldout_md_300_600K"
+    tiny_rmse = load_student("tiny")[1]["metrics"][split]["force_rmse"]
+    status = target_status("original", {split: {"force_rmse": 0.79 * tiny_rmse}})
+    ratio = status["force_rmse_vs_tiny"]
+    assert ratio["relative_to"] == "tiny" and ratio["target"] == 0.8
+    assert math.isclose(ratio["measured"], 0.79) and ratio["met"]
+    status = target_status("original", {split: {"force_rmse": 0.81 * tiny_rmse}})
+    assert not status["force_rmse_vs_tiny"]["met"]
+    assert target_status("original", {})["force_rmse_vs_tiny"]["measured"] is None
+
+
 def test_md_verdict_uses_the_students_own_target():
     from md_validation.suite import verdict
 

@@ -39,3 +39,19 @@ ship --ablation original reports/chno-v3/heldout_v10.json \
   "runs/gen9/original.pt=shipped at dfc06e1" \
   "runs/v10-original/last_ema.pt=+ 50 min on 2 CPU threads (energy weight 200), last EMA" \
   "runs/v10-original-e/best.pt=+ energy stage (weight 1000): shipped"
+ship --ablation original reports/chno-v3/heldout_v11.json \
+  "runs/gen10/original.pt=shipped at b66de53" \
+  "runs/v11-original-a/best.pt=+ 5 min H200, batches of 128 (energy weight 200)" \
+  "runs/v11-original-a-e/best.pt=+ energy stage (weight 1000): passed its rule, continued in v12" \
+  "runs/v11-original-b/best.pt=not shipped: + 5 min H200, batches of 256" \
+  "runs/v11-original-b-e/best.pt=not shipped: the same + energy stage"
+ship --ablation original reports/chno-v3/heldout_v12.json \
+  "runs/v11-original-a-e/best.pt=v11 pick" \
+  "runs/v12-original/last_ema.pt=+ 2.2 min alone on the H200, batches of 128 (last EMA)" \
+  "runs/v12-original-e/best.pt=+ 8-min energy stage on 2 CPU threads: shipped"
+ship --ablation tiny reports/chno-v3/heldout_v11.json \
+  "runs/gen10/tiny.pt=shipped" \
+  "runs/v11-tiny-a/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 128" \
+  "runs/v11-tiny-a-e/best.pt=not shipped: the same + energy stage" \
+  "runs/v11-tiny-b/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 256" \
+  "runs/v11-tiny-b-e/best.pt=not shipped: the same + energy stage (the pick)"

@@ -1,10 +1,15 @@
-# Sourced by the GPU rounds (make_students_v9_gpu.sh, make_students_v11_gpu.sh): one device call
-# of under ten minutes that trains several stages side by side on one lent GPU.
-# Each process is bound by Python dispatch (tiny and original ran the same 17 steps/s in v9), so
-# stages in parallel cost each other little. The device has python3 with CUDA torch but no ase
+# Sourced by the GPU rounds (make_students_v9_gpu.sh, make_students_v11_gpu.sh,
+# make_original_v12.sh): one device call of under ten minutes that trains one or several stages
+# side by side on one lent GPU.
+# Throughput on an H200 (original, 300-step epochs): four stages sharing the GPU ran 17 steps/s
+# each with batches of 64 (v9; tiny no faster), 12 with 128 and 7.6 with 256 (v11); one stage
+# alone 29 steps/s of 128 (v12). Four side by side thus give 1.7x the samples of one alone, and
+# larger batches more samples per second. The device has python3 with CUDA torch but no ase
 # or vesin: they travel as wheels in .gpu/whl, the dataset as .gpu/chno-v3.xyz.xz (+ summary),
 # the start checkpoints as .gpu/init/SIZE.{pt,json}. The tree must stay under 64 MiB: run
-# `KEEP='^$' benchmarks/device_stash.sh stash` before the call and `restore` after it.
+# `KEEP='^$' benchmarks/device_stash.sh stash` before the call and `restore` after it, with
+# nothing running here that writes reports/ meanwhile (a running `validate` would lose its
+# trajectories).
 # Variables: ROUND (runs/ROUND-NAME), OUT, DEVICE (cuda; cpu for a dry run), MINUTES and
 # ENERGY_MINUTES (each stage's time budget), PY, DRY_SETS (extra --set for a dry run).
 
@@ -21,6 +26,15 @@ gpu_prepare() {
   done
   .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux2014_x86_64 -d .gpu/whl ase==3.29.0 vesin==0.6.2
+}
+
+# gpu_pick SIZE BASELINE_DIR RUN...: here, after the call, `training.pick` of the RUNs against
+# the student shipped before the round (BASELINE_DIR/SIZE.json), kept in
+# reports/chno-v3/SIZE_ROUND_pick.txt
+gpu_pick() {
+  local size=$1 base=$2
+  shift 2
+  $PY -m training.pick "$base/$size.json" "$@" | tee "reports/chno-v3/${size}_${ROUND}_pick.txt"
 }
 
 # gpu_setup: on the device, install the wheels and unpack the dataset; sets t0 (seconds)

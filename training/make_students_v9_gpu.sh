@@ -41,10 +41,8 @@ fi
 if [ "${1:-}" = report ]; then  # here, after the call: the picks and the held-out report
   PY=.venv/bin/python
   students_at 94d09ed runs/gen7 tiny original  # the students shipped before this round
-  $PY -m training.pick runs/gen7/tiny.json runs/v9-tiny-{a,a-e,b,b-e} \
-    | tee reports/chno-v3/tiny_v9_pick.txt
-  $PY -m training.pick runs/gen7/original.json runs/v9-original-{a,b}-e \
-    | tee reports/chno-v3/original_v9_pick.txt
+  gpu_pick tiny runs/gen7 runs/v9-tiny-{a,a-e,b,b-e}
+  gpu_pick original runs/gen7 runs/v9-original-{a,b}-e
   $PY -m training.heldout data/chno-v3/dataset.xyz reports/chno-v3/heldout_v9.json \
     runs/gen7/tiny.pt runs/v9-tiny-{a,a-e,b,b-e}/best.pt \
     runs/gen7/original.pt runs/v9-original-{a,a-e,b-e}/best.pt

@@ -26,15 +26,33 @@ from training.lineage import total_seconds, training_stages
 
 
 def target_status(name: str, metrics: dict) -> dict:
-    """Each target of the family table against the measured held-out value, and whether met."""
+    """Each target of the family table against the measured held-out value, and whether met.
+
+    A ratio target ``METRIC_vs_MEMBER`` divides this card's METRIC by the shipped MEMBER
+    card's on the same split (unmeasured when that card lacks it).
+    """
     family, m = member(name)
     measured = metrics.get(family.target_split, {})
     out = {"evaluated_on": family.target_split}
     for key, target in m.targets.items():
-        value = measured.get(key)
+        metric, _, other = key.partition("_vs_")
+        value = measured.get(metric)
+        if other and value is not None:
+            theirs = shipped_metric(other, family.target_split, metric)
+            value = value / theirs if theirs else None
         met = value is not None and (value >= target if higher_is_better(key) else value <= target)
         out[key] = {"target": target, "measured": value, "met": bool(met)}
+        if other:
+            out[key]["relative_to"] = other
     return out
+
+
+def shipped_metric(name: str, split: str, metric: str) -> float | None:
+    """``metric`` on ``split`` from the shipped card of ``name``, or None where it has none."""
+    path = students_dir() / f"{canonical_name(name)}.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("metrics", {}).get(split, {}).get(metric)
 
 
 def add_stages(card: dict) -> None:
