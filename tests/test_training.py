@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.cluster import Icosahedron
 from ase.io import write
 
@@ -161,6 +162,54 @@ def test_the_last_ema_model_starts_a_stage_but_cannot_ship(emt_dataset, tmp_path
     follow = _small_train(out / "dataset.xyz", tmp_path / "b", epochs=1)
     follow.init_from = str(path)
     assert train(follow, progress=False)["complete"]
+
+
+def _seeded_frames(split: str, seeds: list[str], per_seed: int) -> list[Atoms]:
+    frames = []
+    for seed in seeds:
+        for k in range(per_seed):
+            atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74 + 0.01 * k]])
+            atoms.arrays[FORCES_KEY] = np.full((2, 3), 0.1 * k)
+            atoms.info.update(seed=seed, split=split)
+            frames.append(atoms)
+    return frames
+
+
+def test_validation_molecules_hold_out_whole_molecules():
+    from training.train import hold_out_molecules, split_frames
+
+    seeds = [f"mol{k}" for k in range(6)]
+    frames = [
+        *_seeded_frames("train", seeds, 4),
+        *_seeded_frames("validation", seeds, 1),
+        *_seeded_frames("test", seeds, 1),
+    ]
+    out, above = split_frames(frames, max_force=0.25, validation_molecules=2)
+    held = {f.info["seed"] for f in out["validation"]}
+    assert len(held) == 2 and len(out["validation"]) == 2 * 5  # every frame of each molecule
+    assert above["validation"] == 2  # one frame of each at 0.3 eV/A, kept and counted
+    assert not held & {f.info["seed"] for f in out["train"]}
+    # the other molecules' validation frames train; frames above max_force (0.3) stay out
+    assert len(out["train"]) == 4 * (3 + 1) and len(out["test"]) == 6
+    again, _ = split_frames(frames, 0.25, 2)
+    assert [f.info["frame_index"] for f in again["validation"]] == [
+        f.info["frame_index"] for f in out["validation"]
+    ]  # the same molecules on every run
+    by_split, _ = split_frames(frames, 0.0)
+    with pytest.raises(TrainingError, match="all 6 training molecules"):
+        hold_out_molecules(by_split, 6)
+    del by_split["train"][0].info["seed"]
+    with pytest.raises(TrainingError, match="info\\['seed'\\]"):
+        hold_out_molecules(by_split, 1)
+
+
+def test_the_trainer_selects_on_held_out_molecules(emt_dataset, tmp_path):
+    out, _ = emt_dataset
+    seeds = {f.info["seed"] for f in read_dataset(out / "dataset.xyz")}
+    config = _small_train(out / "dataset.xyz", tmp_path / "run", epochs=1)
+    config.validation_molecules = len(seeds)
+    with pytest.raises(TrainingError, match="would hold out all"):
+        Trainer(config, progress=False)
 
 
 @pytest.mark.slow

@@ -278,6 +278,9 @@ class TrainConfig(Checked):
     refit_reference: bool = False
     # pick the best epoch on at most this many validation frames (a fixed random subset; 0: all)
     max_validation_frames: int = option(0, NON_NEGATIVE)
+    # > 0: the validation split is this many whole training molecules, not random frames, so
+    # that selection sees unseen chemistry (training.train.hold_out_molecules)
+    validation_molecules: int = option(0, NON_NEGATIVE)
     # the validation metric that picks the best epoch (energy: for an energy-weighted stage)
     select_metric: str = option(
         "force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom", "force_angle_deg")
