@@ -15,12 +15,13 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=2
 PY=${PY:-.venv/bin/python}
 SHIPPED=${SHIPPED:-dfc06e1}  # the commit whose original this starts from
+ROUND=${ROUND:-v10} START=${START:-runs/gen9}  # later rounds reuse this recipe (make_original_v13.sh)
 
 source training/train_stage.sh
-students_at "$SHIPPED" runs/gen9 original
-run=runs/v10-original
+students_at "$SHIPPED" "$START" original
+run=runs/$ROUND-original
 chno_v3_then_energy "$run" original 0.0001 "${ORIGINAL_MINUTES:-50}" \
-  "${ORIGINAL_ENERGY_MINUTES:-8}" 2 runs/gen9/original.pt 200 \
+  "${ORIGINAL_ENERGY_MINUTES:-8}" 2 "$START/original.pt" 200 \
   --set train.relative_force_weight=10 --set train.relative_force_floor=0.5
-$PY -m training.heldout data/chno-v3/dataset.xyz reports/chno-v3/heldout_v10.json \
-  runs/gen9/original.pt "$run/last_ema.pt" "$run-e/best.pt"
+$PY -m training.heldout data/chno-v3/dataset.xyz "reports/chno-v3/heldout_$ROUND.json" \
+  "$START/original.pt" "$run/last_ema.pt" "$run-e/best.pt"
