@@ -49,6 +49,10 @@ ship --ablation original reports/chno-v3/heldout_v12.json \
   "runs/v11-original-a-e/best.pt=v11 pick" \
   "runs/v12-original/last_ema.pt=+ 2.2 min alone on the H200, batches of 128 (last EMA)" \
   "runs/v12-original-e/best.pt=+ 8-min energy stage on 2 CPU threads: shipped"
+ship --ablation original reports/chno-v3/heldout_v13.json \
+  "runs/gen13/original.pt=shipped at 643fb37" \
+  "runs/v13-original/last_ema.pt=+ 35 min on 2 CPU threads (energy weight 200), last EMA" \
+  "runs/v13-original-e/best.pt=+ 6-min energy stage (weight 1000)"
 ship --ablation tiny reports/chno-v3/heldout_v11.json \
   "runs/gen10/tiny.pt=shipped" \
   "runs/v11-tiny-a/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 128" \
