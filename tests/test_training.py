@@ -203,7 +203,7 @@ def test_validation_molecules_hold_out_whole_molecules():
         hold_out_molecules(by_split, 1)
 
 
-def test_the_trainer_selects_on_held_out_molecules(emt_dataset, tmp_path):
+def test_the_trainer_refuses_to_hold_out_every_molecule(emt_dataset, tmp_path):
     out, _ = emt_dataset
     seeds = {f.info["seed"] for f in read_dataset(out / "dataset.xyz")}
     config = _small_train(out / "dataset.xyz", tmp_path / "run", epochs=1)
