@@ -42,6 +42,28 @@ def test_substituted_rings_are_new_acceptable_and_no_held_out_tautomer():
     assert {"Nc1ncc2[nH]cnc2n1", "NC(=O)c1cccnc1"}.isdisjoint(everything)
 
 
+def test_disubstituted_rings_carry_two_groups_and_no_held_out_tautomer():
+    products = chemistry.disubstituted_rings(40, seed=2, exclude=["Cc1ccccc1C"])
+    assert len(products) == len(set(products)) == 40 and "Cc1ccccc1C" not in products
+    assert all(chemistry.canonical(s) == s for s in products)
+    assert chemistry.held_out_tautomers([{"name": s, "smiles": s} for s in products]) == {}
+    assert chemistry._attach_many("c1ccccc1", [0, 2], ["C", "O"]) == "Cc1cccc(O)c1"
+
+
+def test_the_fourth_generation_is_new_prefixed_and_leak_free():
+    base = [
+        {"name": "a", "smiles": "CC(=O)Nc1ccccc1"},
+        {"name": "leak", "smiles": "O=c1nc[nH]c2nc[nH]c12"},  # a hypoxanthine tautomer
+        {"name": "b", "smiles": "OCCc1ccncc1"},
+    ]
+    library = chemistry.build_fourth_generation([base], {"rings": 5, "pairs": 5, "recombined": 3})
+    names = [e["name"] for e in library]
+    assert all(n.startswith("x4") for n in names) and len(set(names)) == len(names)
+    assert {e["category"] for e in library} >= {"substituted_ring", "disubstituted_ring"}
+    assert {e["smiles"] for e in library}.isdisjoint(e["smiles"] for e in base)
+    assert chemistry.held_out_tautomers(library) == {}
+
+
 def test_ring_positions_are_one_per_symmetry_class():
     assert len(chemistry.ring_positions("c1ccccc1")) == 1
     assert len(chemistry.ring_positions("c1ccncc1")) == 3

@@ -122,6 +122,21 @@ def test_heldout_report_per_molecule(generated, tmp_path):
     assert "`ultra-tiny`" in out.with_suffix(".md").read_text()
 
 
+def test_the_unseen_report_measures_the_validation_molecules_a_run_holds_out(generated, tmp_path):
+    from training.heldout import main, unseen_md
+
+    config, _, frames = generated
+    chosen = unseen_md(frames, 1, "eth*")
+    assert chosen and {f.info["seed"] for f in chosen} == {"ethanol"}
+    assert {f.info["kind"] for f in chosen} == {"md"}  # the held-out goals' kind of frame
+    out = tmp_path / "unseen.json"
+    dataset = str(Path(config.output) / "dataset.xyz")
+    assert main(["--unseen", "1", "eth*", dataset, str(out), "ultra-tiny"]) == 0
+    result = json.loads(out.read_text())
+    assert result["molecules"] == ["ethanol"] and result["split"].startswith("unseen_1_eth*")
+    assert out.with_suffix(".png").is_file()
+
+
 def test_combine_keeps_splits_and_refuses_other_teachers(generated, tmp_path):
     from training.combine import combine
 

@@ -196,11 +196,23 @@ def test_validation_molecules_hold_out_whole_molecules():
         f.info["frame_index"] for f in out["validation"]
     ]  # the same molecules on every run
     by_split, _ = split_frames(frames, 0.0)
-    with pytest.raises(TrainingError, match="all 6 training molecules"):
+    with pytest.raises(TrainingError, match="at least one left to train on; 6 of 6"):
         hold_out_molecules(by_split, 6)
     del by_split["train"][0].info["seed"]
     with pytest.raises(TrainingError, match="info\\['seed'\\]"):
         hold_out_molecules(by_split, 1)
+
+
+def test_validation_molecules_come_only_from_names_matching_the_pattern():
+    from training.train import hold_out_molecules, split_frames
+
+    seeds = ["old0", "old1", "old2", "x4a", "x4b", "x4c"]
+    by_split, _ = split_frames(_seeded_frames("train", seeds, 2), 0.0)
+    out = hold_out_molecules(by_split, 2, "x4*")
+    held = {f.info["seed"] for f in out["validation"]}
+    assert len(held) == 2 and held < {"x4a", "x4b", "x4c"}
+    with pytest.raises(TrainingError, match="3 of 6 match"):
+        hold_out_molecules(by_split, 4, "x4*")
 
 
 def test_the_trainer_refuses_to_hold_out_every_molecule(emt_dataset, tmp_path):
@@ -208,7 +220,7 @@ def test_the_trainer_refuses_to_hold_out_every_molecule(emt_dataset, tmp_path):
     seeds = {f.info["seed"] for f in read_dataset(out / "dataset.xyz")}
     config = _small_train(out / "dataset.xyz", tmp_path / "run", epochs=1)
     config.validation_molecules = len(seeds)
-    with pytest.raises(TrainingError, match="would hold out all"):
+    with pytest.raises(TrainingError, match="at least one left to train on"):
         Trainer(config, progress=False)
 
 

@@ -330,6 +330,57 @@ def substituted_rings(n: int, seed: int = 0, exclude: Iterable[str] = ()) -> lis
     return products
 
 
+def disubstituted_rings(n: int, seed: int = 0, exclude: Iterable[str] = ()) -> list[str]:
+    """``n`` random ring molecules with two substituents on two ring atoms of one core.
+
+    Two groups on one ring (ortho, meta, para and their heteroaromatic kin) are where the held-out
+    drug-like molecules sit and single substitution cannot reach; drawn at random from
+    :data:`RING_CORES` x :data:`SUBSTITUENTS` squared, new against ``exclude``, no tautomer of a
+    :data:`HELD_OUT` molecule.
+    """
+    banned = {tautomer_key(s) for s in HELD_OUT.values()}
+    known = {canonical(s) for s in exclude}
+    rng = random.Random(seed)
+    products: list[str] = []
+    for _ in range(200 * n):
+        if len(products) == n:
+            break
+        core = rng.choice(RING_CORES)
+        sites = _hydrogen_ring_atoms(core)
+        if len(sites) < 2:
+            continue
+        positions = rng.sample(sites, 2)
+        smi = _attach_many(core, positions, [rng.choice(SUBSTITUENTS) for _ in positions])
+        if smi is None or smi in known:
+            continue
+        known.add(smi)
+        if tautomer_key(smi) not in banned:
+            products.append(smi)
+    return products
+
+
+def _hydrogen_ring_atoms(core: str) -> list[int]:
+    """Every ring atom of ``core`` that carries a hydrogen (a place for a substituent)."""
+    mol = _chem().MolFromSmiles(core)
+    return [a.GetIdx() for a in mol.GetAtoms() if a.IsInRing() and a.GetTotalNumHs() > 0]
+
+
+def _attach_many(core: str, positions: list[int], groups: list[str]) -> str | None:
+    """Canonical SMILES of ``core`` with ``groups[k]`` bonded to its atom ``positions[k]``."""
+    chem = _chem()
+    mol = chem.RWMol(chem.MolFromSmiles(core))
+    for position, group in zip(positions, groups):
+        start = mol.GetNumAtoms()
+        mol = chem.RWMol(chem.CombineMols(mol, chem.MolFromSmiles(group)))
+        mol.AddBond(position, start, chem.BondType.SINGLE)
+        mol.GetAtomWithIdx(position).SetNumExplicitHs(0)
+    try:
+        chem.SanitizeMol(mol)
+    except Exception:  # noqa: BLE001 (RDKit raises several types for bad valences)
+        return None
+    return canonical(chem.MolToSmiles(mol))
+
+
 def describe(smiles: str) -> dict[str, object]:
     """Functional groups (names from :data:`GROUPS`) and ring system of one molecule."""
     chem = _chem()
@@ -423,20 +474,65 @@ def build_extension(
     return entries
 
 
+def build_fourth_generation(
+    bases: list[list[dict[str, object]]], counts: dict[str, int], seed: int = 4
+) -> list[dict[str, object]]:
+    """New molecules past every earlier library in ``bases``, names prefixed ``x4``.
+
+    ``counts`` gives how many ``rings`` (:func:`substituted_rings`), ``pairs``
+    (:func:`disubstituted_rings`) and ``recombined`` (:func:`brics_recombinations` of the
+    earlier libraries' molecules) to draw. Why: the held-out energy error is a per-molecule
+    offset, so the students need more distinct molecules; and molecules no student has seen
+    give a validation split that measures those offsets (``train.validation_molecule_pattern``).
+    Held-out tautomers of the bases are neither fragments nor products.
+    """
+    earlier = [e for base in bases for e in base]
+    leaks = held_out_tautomers(earlier)
+    sources = [str(e["smiles"]) for e in earlier if e["name"] not in leaks]
+    exclude = [str(e["smiles"]) for e in earlier] + list(HELD_OUT.values())
+    banned = {tautomer_key(s) for s in HELD_OUT.values()}
+    drawn = {
+        "substituted_ring": substituted_rings(counts.get("rings", 0), seed, exclude),
+        "disubstituted_ring": disubstituted_rings(counts.get("pairs", 0), seed, exclude),
+        "brics_recombination": [
+            smi
+            for smi in brics_recombinations(sources, counts.get("recombined", 0), seed, exclude)
+            if tautomer_key(smi) not in banned
+        ],
+    }
+    prefixes = {"substituted_ring": "x4ring", "disubstituted_ring": "x4pair"}
+    entries: dict[str, dict[str, object]] = {}
+    for category, molecules in drawn.items():
+        for k, smi in enumerate(m for m in molecules if m not in entries):
+            name = f"{prefixes.get(category, 'x4brics')}_{k:03d}"
+            entries[smi] = {"name": name, "smiles": smi, "category": category, **describe(smi)}
+    return list(entries.values())
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     """Write ``OUT/library.json`` and ``OUT/summary.json``; print the summary.
 
     ``python -m training.chemistry OUT`` builds the library; ``python -m training.chemistry OUT
-    BASE/library.json USED N`` builds the extension of :func:`build_extension`.
+    BASE/library.json USED N`` builds the extension of :func:`build_extension`;
+    ``python -m training.chemistry OUT --fourth BASE.json... RINGS PAIRS RECOMBINED`` builds
+    :func:`build_fourth_generation`.
     """
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 4:
+    if len(args) >= 2 and args[1] == "--fourth":
+        *paths, rings, pairs, recombined = args[2:]
+        bases = [json.loads(Path(p).read_text()) for p in paths]
+        counts = {"rings": int(rings), "pairs": int(pairs), "recombined": int(recombined)}
+        library = build_fourth_generation(bases, counts)
+    elif len(args) == 4:
         base = json.loads(Path(args[1]).read_text())
         library = build_extension(base, int(args[2]), int(args[3]))
     elif len(args) == 1:
         library = build_library()
     else:
-        raise ValueError("usage: python -m training.chemistry OUT [BASE/library.json USED N]")
+        raise ValueError(
+            "usage: python -m training.chemistry OUT [BASE/library.json USED N | --fourth "
+            "BASE.json... RINGS PAIRS RECOMBINED]"
+        )
     summary = summarize(library)
     folder = Path(args[0])
     folder.mkdir(parents=True, exist_ok=True)

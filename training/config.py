@@ -281,6 +281,9 @@ class TrainConfig(Checked):
     # > 0: the validation split is this many whole training molecules, not random frames, so
     # that selection sees unseen chemistry (training.train.hold_out_molecules)
     validation_molecules: int = option(0, NON_NEGATIVE)
+    # with validation_molecules: draw them only from molecules whose name matches this glob
+    # ("x4*": a generation no earlier student saw, so that its offsets are unseen chemistry's)
+    validation_molecule_pattern: str = "*"
     # the validation metric that picks the best epoch (energy: for an energy-weighted stage)
     select_metric: str = option(
         "force_rmse", one_of("force_rmse", "energy_mae_mev_per_atom", "force_angle_deg")

@@ -4,6 +4,12 @@
 (a registry name or a checkpoint path) on the held-out molecules' teacher MD frames at 300-600 K
 of a generated dataset, and writes the numbers to ``OUT.json``, a table to ``OUT.md`` and a
 per-molecule force-R2 chart to ``OUT.png``.
+
+``--unseen N PATTERN`` (before DATASET) measures instead on the teacher MD frames of the N
+training molecules that ``train.validation_molecules: N`` with ``validation_molecule_pattern:
+PATTERN`` holds out: a validation set of molecules that no student being compared has seen,
+for choosing between students by what the held-out goals measure (per-molecule offsets)
+without looking at the held-out molecules. Its chart shows the per-molecule energy offsets.
 """
 
 from __future__ import annotations
@@ -29,6 +35,22 @@ def heldout_md(frames: list[Atoms], max_temperature: float = 600.0) -> list[Atom
         if f.info.get("split") == "test_molecule"
         and f.info.get("kind") == "md"
         and float(f.info.get("param", 0)) <= max_temperature
+    ]
+
+
+def unseen_md(frames: list[Atoms], count: int, pattern: str) -> list[Atoms]:
+    """Teacher MD frames (<= 600 K) of the ``count`` validation molecules matching ``pattern``.
+
+    The molecules are those :func:`training.train.hold_out_molecules` picks, so a run trained
+    with the same ``validation_molecules`` and pattern never saw them.
+    """
+    from training.train import split_frames
+
+    by_split, _ = split_frames(frames, 0.0, count, pattern)
+    return [
+        f
+        for f in by_split["validation"]
+        if f.info.get("kind") == "md" and float(f.info.get("param", 0)) <= 600.0
     ]
 
 
@@ -96,22 +118,48 @@ def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_offsets(reports: dict[str, dict[str, Any]], path: Path) -> None:
+    """Per-molecule energy offsets of each student (many molecules: a histogram per student)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(-15, 15, 61)
+    for name, report in reports.items():
+        offsets = [m["energy_offset_mev_per_atom"] for m in report["by_molecule"].values()]
+        ax.hist(np.clip(offsets, -15, 15), bins, histtype="step", label=Path(name).parent.name)
+    ax.set_xlabel("energy offset per molecule (meV/atom), clipped to +-15")
+    ax.set_ylabel("molecules")
+    ax.set_title("unseen validation molecules, teacher MD 300-600 K")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI (see the module docstring)."""
     from training.generate import read_dataset
 
     args = sys.argv[1:] if argv is None else argv
+    unseen = None
+    if args[:1] == ["--unseen"]:
+        unseen, args = (int(args[1]), args[2]), args[3:]
     if len(args) < 3:
         print(__doc__)
         return 2
     dataset, out, students = args[0], Path(args[1]), args[2:]
-    frames = heldout_md(read_dataset(dataset))
+    frames = read_dataset(dataset)
+    frames = unseen_md(frames, *unseen) if unseen else heldout_md(frames)
     if not frames:
         raise ValueError(f"{dataset} has no held-out MD frames at <= 600 K (split test_molecule).")
     reports = {s: evaluate_student(s, frames) for s in students}
     result = {
         "dataset": dataset,
-        "split": HELDOUT_SPLIT,
+        "split": f"unseen_{unseen[0]}_{unseen[1]}_md_300_600K" if unseen else HELDOUT_SPLIT,
         "frames": len(frames),
         "molecules": sorted({f.info["seed"] for f in frames}),
         "summary": {s: summary_row(r) for s, r in reports.items()},
@@ -119,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, result)
-    plot(reports, out.with_suffix(".png"))
+    (plot_offsets if unseen else plot)(reports, out.with_suffix(".png"))
     table = markdown_table(result["summary"])
     out.with_suffix(".md").write_text(table)
     print(table, end="")

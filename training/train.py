@@ -12,6 +12,7 @@ cached per frame, and :func:`ase_distill.graph.batch_graphs` per batch).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -497,20 +498,20 @@ def hardware(device: str) -> str:
 
 
 def split_frames(
-    frames: list[Atoms], max_force: float, validation_molecules: int = 0
+    frames: list[Atoms], max_force: float, validation_molecules: int = 0, pattern: str = "*"
 ) -> tuple[dict, dict[str, int]]:
     """Frames by split, with the ``max_force`` filter applied to training frames only.
 
     With ``validation_molecules`` the validation split is that many whole training molecules
-    (:func:`hold_out_molecules`). Returns the splits and, per evaluation split, how many
-    frames exceed ``max_force`` (reported in the card, never dropped).
+    whose names match ``pattern`` (:func:`hold_out_molecules`). Returns the splits and, per
+    evaluation split, how many frames exceed ``max_force`` (reported in the card, never dropped).
     """
     by_split: dict[str, list[Atoms]] = {}
     for k, f in enumerate(frames):
         f.info["frame_index"] = k
         by_split.setdefault(f.info.get("split", "train"), []).append(f)
     if validation_molecules:
-        by_split = hold_out_molecules(by_split, validation_molecules)
+        by_split = hold_out_molecules(by_split, validation_molecules, pattern)
     by_split["train"] = filter_frames(by_split.get("train", []), max_force)
     above = {}
     if max_force > 0:
@@ -520,14 +521,16 @@ def split_frames(
     return by_split, above
 
 
-def hold_out_molecules(by_split: dict, count: int) -> dict:
+def hold_out_molecules(by_split: dict, count: int, pattern: str = "*") -> dict:
     """Make the validation split ``count`` whole training molecules instead of random frames.
 
     Why: a frame-level validation split holds frames of molecules the student trains on, so
     its energy error misses the per-molecule offsets that rule the energy error on unseen
     molecules (issue 11: across 14 tiny candidates, validation energy fell while held-out
-    energy rose). The molecules are the ``count`` training seeds of least SHA-1 of their name,
-    the same on every machine and resume; their training and validation frames become the
+    energy rose). The molecules are the ``count`` training seeds whose name matches the glob
+    ``pattern`` with the least SHA-1 of their name, the same on every machine and resume (a
+    pattern naming a new generation keeps them unseen by students of the earlier ones,
+    which a run may start from); their training and validation frames become the
     validation split, and the other molecules' validation frames join training. Test splits
     are unchanged.
 
@@ -542,12 +545,14 @@ def hold_out_molecules(by_split: dict, count: int) -> dict:
             f"{len(unnamed)} frames have none. Set train.validation_molecules: 0."
         )
     seeds = sorted({f.info["seed"] for f in train}, key=_name_hash)
-    if count >= len(seeds):
+    matching = [s for s in seeds if fnmatch.fnmatchcase(s, pattern)]
+    if count > len(matching) or count >= len(seeds):
         raise TrainingError(
-            f"train.validation_molecules={count} would hold out all {len(seeds)} training "
-            f"molecules; choose fewer than {len(seeds)}."
+            f"train.validation_molecules={count} needs that many training molecules matching "
+            f"{pattern!r} and at least one left to train on; {len(matching)} of {len(seeds)} "
+            "match. Choose fewer, or another train.validation_molecule_pattern."
         )
-    held = set(seeds[:count])
+    held = set(matching[:count])
     stays = [f for f in train + val if f.info["seed"] not in held]
     return {
         **by_split,
@@ -658,7 +663,10 @@ class Trainer:
         if config.init_from:
             self.arch = _with_pair_table_of(self.arch, config.init_from)
         self.by_split, self.above_max_force = split_frames(
-            read_dataset(config.dataset), config.max_force, config.validation_molecules
+            read_dataset(config.dataset),
+            config.max_force,
+            config.validation_molecules,
+            config.validation_molecule_pattern,
         )
         self.train_samples, self.val_samples = self._samples()
         self.gap_groups = self._gap_groups()

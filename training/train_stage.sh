@@ -24,13 +24,14 @@ students_at() {
   done
 }
 
-# chno_v3_stage OUT SIZE LR MINUTES THREADS [--set ...]: batches of 32 of data/chno-v3, 300
-# steps an epoch, 600 validation frames, a cosine schedule over MINUTES; its log is OUT.log
+# chno_v3_stage OUT SIZE LR MINUTES THREADS [--set ...]: batches of 32 of data/chno-v3 (or
+# $CHNO_DATASET), 300 steps an epoch, 600 validation frames, a cosine schedule over MINUTES;
+# its log is OUT.log
 chno_v3_stage() {
   local out=$1 size=$2 lr=$3 minutes=$4 threads=$5
   shift 5
   train_stage "$out" --config training/configs/chno_v2.yaml --size "$size" \
-    --dataset data/chno-v3/dataset.xyz --epochs 1000 --threads "$threads" \
+    --dataset "${CHNO_DATASET:-data/chno-v3/dataset.xyz}" --epochs 1000 --threads "$threads" \
     --set train.max_steps_per_epoch=300 --set train.batch_size=32 \
     --set train.max_validation_frames=600 --set train.lr="$lr" \
     --set train.time_budget_minutes="$minutes" "$@" >> "$out.log" 2>&1
