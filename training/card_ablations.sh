@@ -59,3 +59,8 @@ ship --ablation tiny reports/chno-v3/heldout_v11.json \
   "runs/v11-tiny-a-e/best.pt=not shipped: the same + energy stage" \
   "runs/v11-tiny-b/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 256" \
   "runs/v11-tiny-b-e/best.pt=not shipped: the same + energy stage (the pick)"
+ship --ablation tiny reports/chno-v3/heldout_v14.json \
+  "runs/gen14/tiny.pt=shipped" \
+  "datasets/candidates/v11-tiny-b-e.pt=not shipped: the v11 pick (start)" \
+  "runs/v14-tiny/last_ema.pt=not shipped: + 35 min on 2 CPU threads with chno-v4 (last EMA)" \
+  "runs/v14-tiny-e/best.pt=not shipped: + energy stage picked on 120 unseen molecules"
