@@ -130,7 +130,9 @@ def plot_offsets(reports: dict[str, dict[str, Any]], path: Path) -> None:
     bins = np.linspace(-15, 15, 61)
     for name, report in reports.items():
         offsets = [m["energy_offset_mev_per_atom"] for m in report["by_molecule"].values()]
-        ax.hist(np.clip(offsets, -15, 15), bins, histtype="step", label=Path(name).parent.name)
+        ax.hist(
+            np.clip(offsets, -15, 15), bins, histtype="step", label="/".join(Path(name).parts[-2:])
+        )
     ax.set_xlabel("energy offset per molecule (meV/atom), clipped to +-15")
     ax.set_ylabel("molecules")
     ax.set_title("unseen validation molecules, teacher MD 300-600 K")
