@@ -26,19 +26,7 @@ UNSEEN=(--unseen 120 'x4*')
 
 source training/train_stage.sh
 students_at "$SHIPPED" runs/gen14 tiny original
-# data/chno-v3: training/make_students_v3.sh (or unpack datasets/chno-v2 and chno-v3-x first)
-if [ ! -f data/chno-v4-x/summary.json ]; then
-  if [ -f datasets/chno-v4-x/dataset.xyz.xz ]; then
-    mkdir -p data/chno-v4-x
-    xz -dc datasets/chno-v4-x/dataset.xyz.xz > data/chno-v4-x/dataset.xyz
-    cp datasets/chno-v4-x/summary.json data/chno-v4-x/
-  else
-    OMP_NUM_THREADS=1 $PY -m training.cli generate \
-      --config training/configs/chno_v4_extension.yaml --workers 2
-  fi
-fi
-[ -f data/chno-v4/summary.json ] || $PY -m training.combine data/chno-v4 data/chno-v3 data/chno-v4-x
-export CHNO_DATASET=data/chno-v4/dataset.xyz
+chno_v4_data
 start=datasets/candidates/v11-tiny-b-e.pt
 # the signal first: do unseen molecules rank the students as the held-out ones do?
 [ -f reports/chno-v3/unseen_students.json ] || $PY -m training.heldout "${UNSEEN[@]}" \

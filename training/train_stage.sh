@@ -53,3 +53,22 @@ chno_v3_then_energy() {
     --set train.init_from="$out/last_ema.pt" --set train.energy_weight=1000 \
     --set train.select_metric=energy_mae_mev_per_atom
 }
+
+# chno_v4_data: data/chno-v4 (chno-v3 + the fourth generation) as CHNO_DATASET. chno-v4-x is
+# unpacked from datasets/ or, without it, labelled again; data/chno-v3 must exist
+# (training/make_students_v3.sh, or unpack datasets/chno-v2 and chno-v3-x first).
+chno_v4_data() {
+  if [ ! -f data/chno-v4-x/summary.json ]; then
+    if [ -f datasets/chno-v4-x/dataset.xyz.xz ]; then
+      mkdir -p data/chno-v4-x
+      xz -dc datasets/chno-v4-x/dataset.xyz.xz > data/chno-v4-x/dataset.xyz
+      cp datasets/chno-v4-x/summary.json data/chno-v4-x/
+    else
+      OMP_NUM_THREADS=1 ${PY:-.venv/bin/python} -m training.cli generate \
+        --config training/configs/chno_v4_extension.yaml --workers 2
+    fi
+  fi
+  [ -f data/chno-v4/summary.json ] || ${PY:-.venv/bin/python} -m training.combine data/chno-v4 \
+    data/chno-v3 data/chno-v4-x
+  export CHNO_DATASET=data/chno-v4/dataset.xyz
+}
