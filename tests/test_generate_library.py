@@ -135,6 +135,8 @@ def test_the_unseen_report_measures_the_validation_molecules_a_run_holds_out(gen
     result = json.loads(out.read_text())
     assert result["molecules"] == ["ethanol"] and result["split"].startswith("unseen_1_eth*")
     assert out.with_suffix(".png").is_file()
+    with pytest.raises(ValueError, match="a count and a name pattern"):
+        main(["--unseen", "x4*", dataset, str(out), "ultra-tiny"])
 
 
 def test_combine_keeps_splits_and_refuses_other_teachers(generated, tmp_path):

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     unseen = None
     if args[:1] == ["--unseen"]:
+        if len(args) < 3 or not args[1].isdigit():
+            raise ValueError("--unseen needs a count and a name pattern: --unseen 120 'x4*'.")
         unseen, args = (int(args[1]), args[2]), args[3:]
     if len(args) < 3:
         print(__doc__)
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     frames = read_dataset(dataset)
     frames = unseen_md(frames, *unseen) if unseen else heldout_md(frames)
     if not frames:
-        raise ValueError(f"{dataset} has no held-out MD frames at <= 600 K (split test_molecule).")
+        which = "of its unseen validation molecules" if unseen else "held out (test_molecule)"
+        raise ValueError(f"{dataset} has no MD frames at <= 600 K {which}.")
     reports = {s: evaluate_student(s, frames) for s in students}
     result = {
         "dataset": dataset,
