@@ -53,6 +53,10 @@ ship --ablation original reports/chno-v3/heldout_v13.json \
   "runs/gen13/original.pt=shipped at 643fb37" \
   "runs/v13-original/last_ema.pt=+ 35 min on 2 CPU threads (energy weight 200), last EMA" \
   "runs/v13-original-e/best.pt=+ 6-min energy stage (weight 1000)"
+ship --ablation original reports/chno-v3/heldout_v15.json \
+  "runs/gen15/original.pt=shipped at fe5e1e0 (v13)" \
+  "runs/v15-original/last_ema.pt=+ 50 min on 2 CPU threads with chno-v4 (energy weight 200), last EMA" \
+  "runs/v15-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: shipped"
 ship --ablation tiny reports/chno-v3/heldout_v11.json \
   "runs/gen10/tiny.pt=shipped" \
   "runs/v11-tiny-a/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 128" \
