@@ -68,3 +68,8 @@ ship --ablation tiny reports/chno-v3/heldout_v14.json \
   "datasets/candidates/v11-tiny-b-e.pt=not shipped: the v11 pick (start)" \
   "runs/v14-tiny/last_ema.pt=not shipped: + 35 min on 2 CPU threads with chno-v4 (last EMA)" \
   "runs/v14-tiny-e/best.pt=not shipped: + energy stage picked on 120 unseen molecules"
+ship --ablation tiny reports/chno-v3/heldout_v16.json \
+  "runs/gen14/tiny.pt=shipped" \
+  "datasets/candidates/v14-tiny-e.pt=not shipped: the v14 candidate (start)" \
+  "runs/v16-tiny/last_ema.pt=not shipped: + 40 min on 2 CPU threads with chno-v4 (last EMA)" \
+  "runs/v16-tiny-e/best.pt=not shipped: + energy stage (the candidate, lower unseen energy)"
