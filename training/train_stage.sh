@@ -72,3 +72,24 @@ chno_v4_data() {
     data/chno-v3 data/chno-v4-x
   export CHNO_DATASET=data/chno-v4/dataset.xyz
 }
+
+# continue_shipped ROUND SIZE COMMIT MINUTES ENERGY_MINUTES ENERGY_WEIGHT FLOOR: one round of
+# the round scripts since v15 (make_original_v19.sh): the SIZE student shipped at COMMIT
+# (kept as runs/genN/SIZE.pt for the comparison) continued on data/chno-v4 for MINUTES on two
+# threads (relative force term weight 10 with FLOOR eV/A, lr 1e-4 cosine, batches of 32), then
+# the energy stage from its last EMA model picked on the 120 unseen x4 molecules; then the
+# held-out and unseen reports reports/chno-v3/{heldout,unseen}_ROUND.* of the three models.
+continue_shipped() {
+  local round=$1 size=$2 commit=$3 minutes=$4 energy_minutes=$5 weight=$6 floor=$7
+  local gen=runs/gen${round#v} run=runs/$round-$size report unseen=(--unseen 120 'x4*')
+  students_at "$commit" "$gen" tiny original ultra-tiny
+  chno_v4_data
+  chno_v3_then_energy "$run" "$size" 0.0001 "$minutes" "$energy_minutes" 2 "$gen/$size.pt" \
+    "$weight" --set train.relative_force_weight=10 --set train.relative_force_floor="$floor" \
+    --set train.validation_molecules=120 --set train.validation_molecule_pattern='x4*'
+  for report in "" unseen; do
+    ${PY:-.venv/bin/python} -m training.heldout ${report:+"${unseen[@]}"} \
+      data/chno-v4/dataset.xyz "reports/chno-v3/${report:-heldout}_$round.json" \
+      "$gen/$size.pt" "$run/last_ema.pt" "$run-e/best.pt"
+  done
+}
