@@ -702,3 +702,17 @@ def test_init_from_a_shallower_student_grows_it(emt_dataset, tmp_path):
             ),
             progress=False,
         )
+
+
+def test_offset_refit_recovers_per_element_shifts_and_rejects_unknown_students():
+    from training.offset_refit import cross_validated, offsets
+
+    rng = np.random.default_rng(3)
+    fractions = rng.dirichlet(np.ones(4), size=40)  # 40 molecules' H, C, N, O fractions
+    shift = np.array([0.5, 1.5, -5.0, -2.0])
+    # offsets that are exactly a per-element shift: cross-validation predicts them to round-off
+    assert np.allclose(cross_validated(fractions, fractions @ shift), fractions @ shift)
+    report = {"reports": {"a.pt": {"by_molecule": {"m": {"energy_offset_mev_per_atom": -1.0}}}}}
+    assert offsets(report, "a.pt") == {"m": -1.0}
+    with pytest.raises(ValueError, match="a.pt"):
+        offsets(report, "b.pt")
