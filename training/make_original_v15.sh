@@ -17,19 +17,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=2
-PY=${PY:-.venv/bin/python}
-UNSEEN=(--unseen 120 'x4*')
-
 source training/train_stage.sh
-students_at 56d5fdc runs/gen15 tiny original
-chno_v4_data
-run=runs/v15-original
-chno_v3_then_energy "$run" original 0.0001 "${ORIGINAL_MINUTES:-50}" \
-  "${ORIGINAL_ENERGY_MINUTES:-8}" 2 runs/gen15/original.pt 200 \
-  --set train.relative_force_weight=10 --set train.relative_force_floor=0.5 \
-  --set train.validation_molecules=120 --set train.validation_molecule_pattern='x4*'
-for report in "" unseen; do
-  $PY -m training.heldout ${report:+"${UNSEEN[@]}"} data/chno-v4/dataset.xyz \
-    "reports/chno-v3/${report:-heldout}_v15.json" runs/gen15/original.pt "$run/last_ema.pt" \
-    "$run-e/best.pt"
-done
+continue_shipped v15 original 56d5fdc "${ORIGINAL_MINUTES:-50}" \
+  "${ORIGINAL_ENERGY_MINUTES:-8}" 200 0.5
