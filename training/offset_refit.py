@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 from ase_distill.checkpoint import atomic_write_json
 
@@ -25,13 +26,11 @@ ELEMENTS = (1, 6, 7, 8)  # H, C, N, O: the CHNO students' species
 FOLDS = 10
 
 
-def compositions(dataset: str, split: str) -> dict[str, np.ndarray]:
-    """Each molecule's element fractions (H, C, N, O) in the report's frames."""
-    from training.generate import read_dataset
+def compositions(frames: list[Atoms], split: str) -> dict[str, np.ndarray]:
+    """Each molecule's element fractions (H, C, N, O) in the frames of a report's split."""
     from training.heldout import heldout_md, unseen_md
 
-    frames = read_dataset(dataset)
-    if split.startswith("unseen_"):
+    if split.startswith("unseen_"):  # training.heldout writes unseen_{count}_{pattern}_md_...
         _, count, pattern, *_ = split.split("_")
         frames = unseen_md(frames, int(count), pattern)
     else:
@@ -63,7 +62,10 @@ def cross_validated(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def refit(dataset: str, unseen: dict, heldout: dict, student: str) -> dict[str, Any]:
     """The shifts, and the mean absolute offsets before and after them."""
-    comp_u, comp_h = compositions(dataset, unseen["split"]), compositions(dataset, heldout["split"])
+    from training.generate import read_dataset
+
+    frames = read_dataset(dataset)
+    comp_u, comp_h = compositions(frames, unseen["split"]), compositions(frames, heldout["split"])
     off_u, off_h = offsets(unseen, student), offsets(heldout, student)
     names_u, names_h = sorted(off_u), sorted(off_h)
     x_u, y_u = np.array([comp_u[n] for n in names_u]), np.array([off_u[n] for n in names_u])
