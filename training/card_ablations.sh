@@ -60,7 +60,11 @@ ship --ablation original reports/chno-v3/heldout_v15.json \
 ship --ablation original reports/chno-v3/heldout_v17.json \
   "runs/gen17/original.pt=shipped at 1a442c8 (v15)" \
   "runs/v17-original/last_ema.pt=+ 50 min on 2 CPU threads with chno-v4 (energy weight 200), last EMA" \
-  "runs/v17-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: shipped"
+  "runs/v17-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: shipped at 667d79f"
+ship --ablation original reports/chno-v3/heldout_v19.json \
+  "runs/gen19/original.pt=shipped at 667d79f (v17)" \
+  "runs/v19-original/last_ema.pt=+ 50 min on 2 CPU threads with chno-v4 (energy weight 200), last EMA" \
+  "runs/v19-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: shipped"
 ship --ablation tiny reports/chno-v3/heldout_v11.json \
   "runs/gen10/tiny.pt=shipped" \
   "runs/v11-tiny-a/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 128" \
