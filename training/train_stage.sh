@@ -74,7 +74,7 @@ chno_v4_data() {
 }
 
 # continue_shipped ROUND SIZE COMMIT MINUTES ENERGY_MINUTES ENERGY_WEIGHT FLOOR: one round of
-# the round scripts make_original_v15.sh, v17 and v19: the SIZE student shipped at COMMIT
+# the round scripts make_original_v15.sh to v21: the SIZE student shipped at COMMIT
 # (kept as runs/genN/SIZE.pt for the comparison) continued on data/chno-v4 for MINUTES on two
 # threads (relative force term weight 10 with FLOOR eV/A, lr 1e-4 cosine, batches of 32), then
 # the energy stage from its last EMA model picked on the 120 unseen x4 molecules; then the
