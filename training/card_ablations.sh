@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ship() { ${PY:-.venv/bin/python} -m training.ship "$@"; }
+# original_round ROUND START OUTCOME: the three rows of an original round made by
+# continue_shipped (training/train_stage.sh): the shipped start, its last EMA, its energy stage
+original_round() {
+  ship --ablation original "reports/chno-v3/heldout_$1.json" "runs/gen${1#v}/original.pt=$2" \
+    "runs/$1-original/last_ema.pt=+ 50 min on 2 CPU threads with chno-v4 (energy weight 200), last EMA" \
+    "runs/$1-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: $3"
+}
 v3=reports/chno-v3/heldout.json
 ship --ablation tiny "$v3" \
   "runs/gen5/tiny.pt=second generation (start)" \
@@ -53,18 +60,9 @@ ship --ablation original reports/chno-v3/heldout_v13.json \
   "runs/gen13/original.pt=shipped at 643fb37" \
   "runs/v13-original/last_ema.pt=+ 35 min on 2 CPU threads (energy weight 200), last EMA" \
   "runs/v13-original-e/best.pt=+ 6-min energy stage (weight 1000)"
-ship --ablation original reports/chno-v3/heldout_v15.json \
-  "runs/gen15/original.pt=shipped at fe5e1e0 (v13)" \
-  "runs/v15-original/last_ema.pt=+ 50 min on 2 CPU threads with chno-v4 (energy weight 200), last EMA" \
-  "runs/v15-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: shipped at 1a442c8"
-ship --ablation original reports/chno-v3/heldout_v17.json \
-  "runs/gen17/original.pt=shipped at 1a442c8 (v15)" \
-  "runs/v17-original/last_ema.pt=+ 50 min on 2 CPU threads with chno-v4 (energy weight 200), last EMA" \
-  "runs/v17-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: shipped at 667d79f"
-ship --ablation original reports/chno-v3/heldout_v19.json \
-  "runs/gen19/original.pt=shipped at 667d79f (v17)" \
-  "runs/v19-original/last_ema.pt=+ 50 min on 2 CPU threads with chno-v4 (energy weight 200), last EMA" \
-  "runs/v19-original-e/best.pt=+ 8-min energy stage picked on 120 unseen molecules: shipped"
+original_round v15 "shipped at fe5e1e0 (v13)" "shipped at 1a442c8"
+original_round v17 "shipped at 1a442c8 (v15)" "shipped at 667d79f"
+original_round v19 "shipped at 667d79f (v17)" "shipped"
 ship --ablation tiny reports/chno-v3/heldout_v11.json \
   "runs/gen10/tiny.pt=shipped" \
   "runs/v11-tiny-a/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 128" \
