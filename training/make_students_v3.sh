@@ -75,19 +75,8 @@ $PY -m training.cap_share data/chno-v3/dataset.xyz runs/v6-tiny/best.pt runs/v6-
 # python -m training.ship --remeasure runs/gen5/original.pt data/chno-v3/dataset.xyz
 # runs/v6-original/remeasured WHY, then python -m training.ship runs/v6-original/remeasured.pt
 # original NOTE; python -m training.ship --refresh NAME adds the counts by category.
-# MD of the shipped students on three held-out molecules (original: shipped from
-# runs/v6cpu-original-e/best.pt; its reports were made with --overwrite added, which replaced
-# the earlier original's 2-aminopurine report)
-validate() {  # student structure...
-  local student=$1
-  shift
-  $PY -m training.cli validate --student "$student" --teacher gfn2-xtb --structure "$@" \
-    --nve-ps 10 --nvt-ps 50 --temperature 300 --nvt-temperature 600 --teacher-nve-ps 1 \
-    --teacher-nvt-ps 2 --relabel-every 50 --fast --teacher-runs reports/chno-v3/teacher_runs \
-    --output reports/chno-v3 --quiet
-}
+# MD of the shipped students on three held-out molecules (training/validate_chno.sh; a student
+# shipped later replaces its reports with OVERWRITE=1 training/validate_chno.sh SIZE)
 if [ -n "${VALIDATE:-}" ]; then
-  validate tiny hypoxanthine ace_tyr_nme 2_aminopurine
-  validate ultra-tiny hypoxanthine ace_tyr_nme 2_aminopurine
-  validate original hypoxanthine ace_tyr_nme 2_aminopurine
+  for size in tiny ultra-tiny original; do bash training/validate_chno.sh "$size"; done
 fi
