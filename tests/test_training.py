@@ -716,3 +716,19 @@ def test_offset_refit_recovers_per_element_shifts_and_rejects_unknown_students()
     assert offsets(report, "a.pt") == {"m": -1.0}
     with pytest.raises(ValueError, match="a.pt"):
         offsets(report, "b.pt")
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "training").glob("*.sh")), ids=lambda p: p.name)
+def test_training_scripts_parse(script):
+    """Every recipe script is valid bash: the rounds run them unattended, often mid-session."""
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_validate_chno_needs_a_student():
+    """Without a student the MD validation script says how to call it, before any MD starts."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "training" / "validate_chno.sh")], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "usage: training/validate_chno.sh STUDENT" in result.stderr
