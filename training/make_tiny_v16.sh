@@ -23,20 +23,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=2
-PY=${PY:-.venv/bin/python}
-SHIPPED=${SHIPPED:-56d5fdc}  # the commit whose students this is measured against
-UNSEEN=(--unseen 120 'x4*')
-
 source training/train_stage.sh
-students_at "$SHIPPED" runs/gen14 tiny original
-chno_v4_data
-start=datasets/candidates/v14-tiny-e.pt
-run=runs/v16-tiny
-chno_v3_then_energy "$run" tiny 0.0001 "${TINY_MINUTES:-40}" "${TINY_ENERGY_MINUTES:-10}" 2 \
-  "$start" 1000 --set train.relative_force_weight=10 --set train.relative_force_floor=0.25 \
-  --set train.validation_molecules=120 --set train.validation_molecule_pattern='x4*'
-for report in unseen ""; do
-  $PY -m training.heldout ${report:+"${UNSEEN[@]}"} data/chno-v4/dataset.xyz \
-    "reports/chno-v3/${report:-heldout}_v16.json" runs/gen14/tiny.pt "$start" \
-    "$run/last_ema.pt" "$run-e/best.pt"
-done
+continue_tiny v16 datasets/candidates/v14-tiny-e.pt "${TINY_MINUTES:-40}" \
+  "${TINY_ENERGY_MINUTES:-10}"

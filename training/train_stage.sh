@@ -81,15 +81,38 @@ chno_v4_data() {
 # held-out and unseen reports reports/chno-v3/{heldout,unseen}_ROUND.* of the three models.
 continue_shipped() {
   local round=$1 size=$2 commit=$3 minutes=$4 energy_minutes=$5 weight=$6 floor=$7
-  local gen=runs/gen${round#v} run=runs/$round-$size report unseen=(--unseen 120 'x4*')
+  local gen=runs/gen${round#v} run=runs/$round-$size
   students_at "$commit" "$gen" tiny original ultra-tiny
   chno_v4_data
   chno_v3_then_energy "$run" "$size" 0.0001 "$minutes" "$energy_minutes" 2 "$gen/$size.pt" \
     "$weight" --set train.relative_force_weight=10 --set train.relative_force_floor="$floor" \
     --set train.validation_molecules=120 --set train.validation_molecule_pattern='x4*'
+  round_reports "$round" "$gen/$size.pt" "$run/last_ema.pt" "$run-e/best.pt"
+}
+
+# round_reports ROUND CHECKPOINT...: a round's reports on data/chno-v4, held out (the ten
+# held-out molecules) and unseen (the 120 x4 validation molecules no student was trained on):
+# reports/chno-v3/{heldout,unseen}_ROUND.{json,md,png}
+round_reports() {
+  local round=$1 report unseen=(--unseen 120 'x4*')
+  shift
   for report in "" unseen; do
     ${PY:-.venv/bin/python} -m training.heldout ${report:+"${unseen[@]}"} \
-      data/chno-v4/dataset.xyz "reports/chno-v3/${report:-heldout}_$round.json" \
-      "$gen/$size.pt" "$run/last_ema.pt" "$run-e/best.pt"
+      data/chno-v4/dataset.xyz "reports/chno-v3/${report:-heldout}_$round.json" "$@"
   done
+}
+
+# continue_tiny ROUND START MINUTES ENERGY_MINUTES: one round of the tiny rounds make_tiny_v16.sh
+# and later: START continued on data/chno-v4 for MINUTES on two threads (relative force term
+# weight 10 with floor 0.25 eV/A, energy weight 1000, lr 1e-4 cosine, batches of 32, validation
+# on the 120 unseen x4 molecules), then the energy stage; then round_reports of the shipped tiny
+# (runs/gen14/tiny.pt, unchanged since 56d5fdc), START, the last EMA model and the energy stage.
+continue_tiny() {
+  local round=$1 start=$2 minutes=$3 energy_minutes=$4 run=runs/$1-tiny
+  students_at 56d5fdc runs/gen14 tiny original
+  chno_v4_data
+  chno_v3_then_energy "$run" tiny 0.0001 "$minutes" "$energy_minutes" 2 "$start" 1000 \
+    --set train.relative_force_weight=10 --set train.relative_force_floor=0.25 \
+    --set train.validation_molecules=120 --set train.validation_molecule_pattern='x4*'
+  round_reports "$round" runs/gen14/tiny.pt "$start" "$run/last_ema.pt" "$run-e/best.pt"
 }
