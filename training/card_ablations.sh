@@ -63,7 +63,8 @@ ship --ablation original reports/chno-v3/heldout_v13.json \
 original_round v15 "shipped at fe5e1e0 (v13)" "shipped at 1a442c8"
 original_round v17 "shipped at 1a442c8 (v15)" "shipped at 667d79f"
 original_round v19 "shipped at 667d79f (v17)" "shipped at cc97ba5"
-original_round v21 "shipped at cc97ba5 (v19)" "shipped"
+original_round v21 "shipped at cc97ba5 (v19)" "shipped at 9c5aa68"
+original_round v23 "shipped at 9c5aa68 (v21)" "shipped"
 ship --ablation tiny reports/chno-v3/heldout_v11.json \
   "runs/gen10/tiny.pt=shipped" \
   "runs/v11-tiny-a/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 128" \
