@@ -18,9 +18,9 @@ ship --ablation tiny "$v3" \
   "runs/gen5/tiny.pt=second generation (start)" \
   "runs/v6-tiny/best.pt=+ 55 min CPU (energy weight 200), best validation force RMSE epoch" \
   "runs/v6-tiny/last_ema.pt=+ 55 min CPU (energy weight 200), last EMA model" \
-  "runs/v6-tiny-e/best.pt=+ energy stage (weight 1000) from the last EMA model: shipped"
+  "runs/v6-tiny-e/best.pt=+ energy stage (weight 1000) from the last EMA model: shipped at 2b9b58e (until v25)"
 ship --ablation tiny reports/chno-v3/heldout_v9.json \
-  "runs/gen7/tiny.pt=shipped" \
+  "runs/gen7/tiny.pt=shipped at 2b9b58e (until v25)" \
   "runs/v9-tiny-a/best.pt=not shipped: + v7, v8 and v9 stages (relative force term)" \
   "runs/v9-tiny-a-e/best.pt=not shipped: the same + energy stage" \
   "runs/v9-tiny-b/best.pt=not shipped: v9 stage with energy weight 1000" \
@@ -66,18 +66,23 @@ original_round v19 "shipped at 667d79f (v17)" "shipped at cc97ba5"
 original_round v21 "shipped at cc97ba5 (v19)" "shipped at 9c5aa68"
 original_round v23 "shipped at 9c5aa68 (v21)" "shipped"
 ship --ablation tiny reports/chno-v3/heldout_v11.json \
-  "runs/gen10/tiny.pt=shipped" \
+  "runs/gen10/tiny.pt=shipped at 2b9b58e (until v25)" \
   "runs/v11-tiny-a/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 128" \
   "runs/v11-tiny-a-e/best.pt=not shipped: the same + energy stage" \
   "runs/v11-tiny-b/best.pt=not shipped: v9-tiny-a-e + 5 min H200, batches of 256" \
   "runs/v11-tiny-b-e/best.pt=not shipped: the same + energy stage (the pick)"
 ship --ablation tiny reports/chno-v3/heldout_v14.json \
-  "runs/gen14/tiny.pt=shipped" \
+  "runs/gen14/tiny.pt=shipped at 2b9b58e (until v25)" \
   "datasets/candidates/v11-tiny-b-e.pt=not shipped: the v11 pick (start)" \
   "runs/v14-tiny/last_ema.pt=not shipped: + 35 min on 2 CPU threads with chno-v4 (last EMA)" \
   "runs/v14-tiny-e/best.pt=not shipped: + energy stage picked on 120 unseen molecules"
 ship --ablation tiny reports/chno-v3/heldout_v16.json \
-  "runs/gen14/tiny.pt=shipped" \
+  "runs/gen14/tiny.pt=shipped at 2b9b58e (until v25)" \
   "datasets/candidates/v14-tiny-e.pt=not shipped: the v14 candidate (start)" \
   "runs/v16-tiny/last_ema.pt=not shipped: + 40 min on 2 CPU threads with chno-v4 (last EMA)" \
   "runs/v16-tiny-e/best.pt=not shipped: + energy stage (the candidate, lower unseen energy)"
+ship --ablation tiny reports/chno-v3/heldout_v25.json \
+  "runs/gen14/tiny.pt=shipped at 2b9b58e (until v25)" \
+  "datasets/candidates/v16-tiny-e.pt=not shipped: the v16 candidate (start)" \
+  "runs/v25-tiny/last_ema.pt=+ 40 min on 2 CPU threads with chno-v4 (last EMA)" \
+  "runs/v25-tiny-e/best.pt=+ energy stage (the candidate, lower unseen energy): shipped"
