@@ -105,8 +105,9 @@ round_reports() {
 # continue_tiny ROUND START MINUTES ENERGY_MINUTES: one round of the tiny rounds make_tiny_v16.sh
 # and later: START continued on data/chno-v4 for MINUTES on two threads (relative force term
 # weight 10 with floor 0.25 eV/A, energy weight 1000, lr 1e-4 cosine, batches of 32, validation
-# on the 120 unseen x4 molecules), then the energy stage; then round_reports of the shipped tiny
-# (runs/gen14/tiny.pt, unchanged since 56d5fdc), START, the last EMA model and the energy stage.
+# on the 120 unseen x4 molecules), then the energy stage; then round_reports of the baseline of
+# the v16 and v25 rounds (the tiny shipped from 2b9b58e until v25, runs/gen14/tiny.pt), START,
+# the last EMA model and the energy stage. A round after v25 compares with its own baseline.
 continue_tiny() {
   local round=$1 start=$2 minutes=$3 energy_minutes=$4 run=runs/$1-tiny
   students_at 56d5fdc runs/gen14 tiny original
